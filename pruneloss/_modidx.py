@@ -49,4 +49,12 @@ d = { 'settings': { 'branch': 'main',
                                   'pruneloss.models.VGG11': ('models.html#vgg11', 'pruneloss/models.py'),
                                   'pruneloss.models.VGG11.__init__': ('models.html#vgg11.__init__', 'pruneloss/models.py'),
                                   'pruneloss.models.VGG11.forward': ('models.html#vgg11.forward', 'pruneloss/models.py'),
-                                  'pruneloss.models.get_model': ('models.html#get_model', 'pruneloss/models.py')}}}
+                                  'pruneloss.models.get_model': ('models.html#get_model', 'pruneloss/models.py')},
+            'pruneloss.pruning': { 'pruneloss.pruning._check_sparsity': ('pruning.html#_check_sparsity', 'pruneloss/pruning.py'),
+                                   'pruneloss.pruning._is_xy': ('pruning.html#_is_xy', 'pruneloss/pruning.py'),
+                                   'pruneloss.pruning._quantities': ('pruning.html#_quantities', 'pruneloss/pruning.py'),
+                                   'pruneloss.pruning._take': ('pruning.html#_take', 'pruneloss/pruning.py'),
+                                   'pruneloss.pruning.mean_loss': ('pruning.html#mean_loss', 'pruneloss/pruning.py'),
+                                   'pruneloss.pruning.prune': ('pruning.html#prune', 'pruneloss/pruning.py'),
+                                   'pruneloss.pruning.stage_examples': ('pruning.html#stage_examples', 'pruneloss/pruning.py'),
+                                   'pruneloss.pruning.stage_sparsities': ('pruning.html#stage_sparsities', 'pruneloss/pruning.py')}}}
