@@ -55,6 +55,8 @@ d = { 'settings': { 'branch': 'main',
                                    'pruneloss.pruning._quantities': ('pruning.html#_quantities', 'pruneloss/pruning.py'),
                                    'pruneloss.pruning._take': ('pruning.html#_take', 'pruneloss/pruning.py'),
                                    'pruneloss.pruning.mean_loss': ('pruning.html#mean_loss', 'pruneloss/pruning.py'),
+                                   'pruneloss.pruning.plot_sparsity': ('pruning.html#plot_sparsity', 'pruneloss/pruning.py'),
                                    'pruneloss.pruning.prune': ('pruning.html#prune', 'pruneloss/pruning.py'),
+                                   'pruneloss.pruning.sparsity_report': ('pruning.html#sparsity_report', 'pruneloss/pruning.py'),
                                    'pruneloss.pruning.stage_examples': ('pruning.html#stage_examples', 'pruneloss/pruning.py'),
                                    'pruneloss.pruning.stage_sparsities': ('pruning.html#stage_sparsities', 'pruneloss/pruning.py')}}}

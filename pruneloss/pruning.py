@@ -18,7 +18,7 @@ from .core import prunable_weights, prunable_modules, n_prunable, Masks, global_
 from .criteria import Criterion, get_criterion
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'stage_sparsities', 'stage_examples', 'mean_loss', 'prune']
+__all__ = ['SCHEDULES', 'stage_sparsities', 'stage_examples', 'mean_loss', 'prune', 'sparsity_report', 'plot_sparsity']
 
 # %% ../nbs/05_pruning.ipynb #9c7a1347
 SCHEDULES = ('geometric', 'linear')
@@ -188,3 +188,60 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
         raise
     finally: work.train(was)
     return masks, pd.DataFrame(rows).set_index('stage')
+
+# %% ../nbs/05_pruning.ipynb #cb3d5073
+@torch.no_grad()
+def sparsity_report(model:nn.Module, # the network
+                    masks:Masks|None=None, # masks to count as pruned (default: the weights that are exactly zero)
+                    input_shape:tuple|None=None, # shape of one input without the batch, e.g. (1, 28, 28); None: no FLOPs
+                   ) -> pd.DataFrame:
+    "Per-layer and total parameters, non-zeros, compression, MACs and non-zero MACs (ShrinkBench's terms)."
+    mods = prunable_modules(model)
+    if not mods: raise ValueError("The model has no prunable weights (no nn.Linear or nn.Conv2d with a weight).")
+    if masks is not None: Masks(masks).check(model)
+    pos = {}
+    if input_shape is not None:
+        def hook(name):
+            def f(m, inp, out):
+                if isinstance(m, nn.Linear): pos[name] = out[0].numel() // m.out_features
+                else: pos[name] = out.shape[-2] * out.shape[-1]
+            return f
+        hs = [m.register_forward_hook(hook(n)) for n, m in mods.items()]
+        was = model.training; model.eval()
+        try:
+            p0 = next(model.parameters())
+            model(torch.zeros(1, *input_shape, device=p0.device, dtype=p0.dtype))
+        finally:
+            model.train(was)
+            for h in hs: h.remove()
+    rows = []
+    for n, m in mods.items():
+        w = m.weight.detach()
+        nz = int(((w != 0) & masks[n].to(w.device)).sum()) if masks is not None else int((w != 0).sum())
+        r = dict(layer=n, type=type(m).__name__, shape=tuple(w.shape), params=w.numel(), nonzero=nz)
+        if input_shape is not None:
+            r['flops'] = w.numel() * pos.get(n, 0); r['nonzero_flops'] = nz * pos.get(n, 0)
+        rows.append(r)
+    df = pd.DataFrame(rows)
+    tot = dict(layer='total', type='', shape=(), params=df.params.sum(), nonzero=df.nonzero.sum())
+    if input_shape is not None: tot.update(flops=df.flops.sum(), nonzero_flops=df.nonzero_flops.sum())
+    df = pd.concat([df, pd.DataFrame([tot])], ignore_index=True).set_index('layer')
+    df['sparsity'] = 1 - df.nonzero / df.params
+    df['compression'] = df.params / df.nonzero.where(df.nonzero > 0, np.nan)
+    if input_shape is not None: df['speedup'] = df.flops / df.nonzero_flops.where(df.nonzero_flops > 0, np.nan)
+    return df
+
+def plot_sparsity(report:pd.DataFrame, # a `sparsity_report`
+                  ax=None, # matplotlib axes to draw on
+                 ):
+    "Bar chart of the fraction of weights kept per layer, titled with the overall compression and speed-up."
+    import matplotlib.pyplot as plt
+    if ax is None: _, ax = plt.subplots(figsize=(6, 0.35 * len(report) + 1.2))
+    layers = report.drop(index='total')
+    ax.barh(layers.index[::-1], (layers.nonzero / layers.params)[::-1], color='C0')
+    ax.set_xlabel('fraction of weights kept'); ax.set_xlim(0, 1)
+    t = report.loc['total']
+    title = f"sparsity {t.sparsity:.4f}, compression {t.compression:.1f}×"
+    if 'speedup' in report: title += f", theoretical speed-up {t.speedup:.1f}×"
+    ax.set_title(title)
+    return ax
