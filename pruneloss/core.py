@@ -126,21 +126,25 @@ def global_topk_mask(scores:dict, # name -> saliency tensor (smallest are pruned
     if not 0 <= k <= total: raise ValueError(f"k={k} must be between 0 and the number of weights {total}.")
     dev = scores[names[0]].device if names else torch.device('cpu')
     buf = torch.empty(total, dtype=torch.float32, device=dev)
+    ninf = torch.tensor(float('-inf'), device=dev)
     for n, chunk in zip(names, buf.split(sizes)):
         s = scores[n].detach().reshape(-1)
-        chunk.copy_(s)
-        if masks is not None: chunk.masked_fill_(~masks[n].reshape(-1).to(dev), float('-inf'))
+        if masks is None: chunk.copy_(s)
+        else: torch.where(masks[n].reshape(-1).to(dev), s, ninf, out=chunk)
     if torch.isnan(buf).any():
         bad = [n for n in names if torch.isnan(scores[n]).any()]
         raise ValueError(f"NaN in the scores of {bad}: check the gradient / curvature estimates.")
-    n_done = 0 if masks is None else sum(int((~masks[n]).sum()) for n in names)
-    if k < n_done: raise ValueError(f"k={k} is fewer than the {n_done} weights already pruned: masks only grow.")
     prune = torch.zeros(total, dtype=torch.bool, device=dev)
     if k > 0:
         t = buf.kthvalue(k).values
+        if masks is not None and t == float('-inf'):     # only then can k be below the number already pruned
+            n_done = int((buf == t).sum())
+            if k < n_done: raise ValueError(f"k={k} is fewer than the {n_done} weights already pruned: masks only grow.")
         torch.lt(buf, t, out=prune)
         need = k - int(prune.sum())
         if need > 0: prune[(buf == t).nonzero().squeeze(1)[:need]] = True
+    elif masks is not None and any(not bool(masks[n].all()) for n in names):
+        raise ValueError("k=0 is fewer than the weights already pruned: masks only grow.")
     del buf
     shapes = [scores[n].shape for n in names]
     return Masks({n: ~c.view(sh) for n, c, sh in zip(names, prune.split(sizes), shapes)})

@@ -40,9 +40,10 @@ class Criterion:
                   ) -> Tensor:
         "The model's predicted loss change m_k = −g_k θ_k + ½ d_k θ_k² of removing each weight alone."
         g, d = self._gd(w, g, d)
-        w2 = w * w
-        m = (d * w2 if d is not None else (torch.zeros_like(w) if self.needs_ggn or self.needs_grad else w2)) / 2
-        if g is not None: m = m - g * w
+        if d is not None: m = (d * w).mul_(w).mul_(0.5)              # few passes, one allocation: used on millions of weights
+        elif self.needs_grad: m = torch.zeros_like(w)
+        else: m = (w * w).mul_(0.5)                                   # MP: d = 1
+        if g is not None: m.addcmul_(g, w, value=-1.)
         return m
 
     def saliency(self, w:Tensor, # weights θ
@@ -50,8 +51,8 @@ class Criterion:
                  d:Tensor|None=None, # diagonal GGN at θ (ignored unless `needs_ggn`)
                 ) -> Tensor:
         "s_k = |m_k| + ½ λ θ_k²; the smallest are pruned."
-        s = self.loss_model(w, g, d).abs()
-        return s + (self.lam / 2) * w * w if self.lam else s
+        s = self.loss_model(w, g, d).abs_()
+        return s.addcmul_(w, w, value=self.lam / 2) if self.lam else s
 
     def scores(self, weights:dict, # name -> weights θ
                grads:dict|None=None, # name -> gradient, or None
@@ -71,7 +72,7 @@ class Criterion:
         for n, w in weights.items():
             m = self.loss_model(w.detach(), grads[n] if grads is not None and self.needs_grad else None,
                                 ggn[n] if ggn is not None and self.needs_ggn else None)
-            tot += float(m[~masks[n].to(m.device)].sum(dtype=torch.float64))
+            tot += float(m.masked_fill_(masks[n].to(m.device), 0.).sum(dtype=torch.float64))
         return tot
 
 class MP(Criterion):

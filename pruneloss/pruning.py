@@ -160,27 +160,25 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
                                  grad=crit.needs_grad, ggn=crit.needs_ggn, generator=cgen, **curv_kwargs)
             if dev.type == 'cuda': torch.cuda.synchronize(dev)
             t1 = time.perf_counter()
-            cur = {n: orig[n] * masks[n] for n in ws}   # the point where g and G were taken
+            before = mean_loss(work, batches) if batches is not None else float('nan')
+            cur = {n: p.detach() for n, p in ws.items()}   # = original ⊙ mask: where g and G were taken
+            t2 = time.perf_counter()
             k = round(D * ks[i])
             new = global_topk_mask(crit.scores(cur, grads, ggn), k, masks)
+            if dev.type == 'cuda': torch.cuda.synchronize(dev)
+            t3 = time.perf_counter()
+            pred = crit.predicted_change(cur, grads, ggn, new)
+            t4 = time.perf_counter()
             with torch.no_grad():
                 for n, p in ws.items(): p.mul_(new[n])
             if dev.type == 'cuda': torch.cuda.synchronize(dev)
-            t2 = time.perf_counter()
-            pred = crit.predicted_change(cur, grads, ggn, new)
-            if batches is not None:
-                with torch.no_grad():
-                    for n, p in ws.items(): p.copy_(cur[n])
-                before = mean_loss(work, batches)
-                with torch.no_grad():
-                    for n, p in ws.items(): p.mul_(new[n])
-                after = mean_loss(work, batches)
-            else: before = after = float('nan')
+            t5 = time.perf_counter()
+            after = mean_loss(work, batches) if batches is not None else float('nan')
             masks = new
             rows.append(dict(stage=i + 1, target_sparsity=ks[i], sparsity=masks.n_pruned / D, n_pruned=masks.n_pruned,
                              predicted_change=pred, loss_before=before, loss_after=after, actual_change=after - before,
                              n_examples=sum(len(x) for x, _ in batches) if batches is not None else 0,
-                             t_quantities=t1 - t0, t_rank=t2 - t1))
+                             t_quantities=t1 - t0, t_rank=(t3 - t2) + (t5 - t4)))
     except BaseException:
         if inplace:
             with torch.no_grad():
