@@ -54,6 +54,7 @@ class Criterion:
         s = self.loss_model(w, g, d).abs_()
         return s.addcmul_(w, w, value=self.lam / 2) if self.lam else s
 
+    @torch.no_grad()
     def scores(self, weights:dict, # name -> weights θ
                grads:dict|None=None, # name -> gradient, or None
                ggn:dict|None=None, # name -> diagonal GGN, or None
@@ -62,6 +63,7 @@ class Criterion:
         return {n: self.saliency(w.detach(), grads[n] if grads is not None and self.needs_grad else None,
                                  ggn[n] if ggn is not None and self.needs_ggn else None) for n, w in weights.items()}
 
+    @torch.no_grad()
     def predicted_change(self, weights:dict, # name -> weights θ where the model is expanded
                          grads:dict|None, # name -> gradient, or None
                          ggn:dict|None, # name -> diagonal GGN, or None
