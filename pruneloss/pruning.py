@@ -55,6 +55,9 @@ def _take(batches, n:int|None) -> list:
     if got == 0: raise ValueError("The data gave no examples.")
     return out
 
+def _to(batches, device):
+    return batches if device is None else [(x.to(device), y.to(device)) for x, y in batches]
+
 def _is_xy(data) -> bool:
     return isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
 
@@ -62,6 +65,7 @@ def stage_examples(data, # a callable returning (x, y) batches, an (x, y) tuple 
                    n_examples:int|None=1000, # examples per stage (None: all that `data` gives)
                    batch_size:int|None=None, # batch size for an (x, y) tuple (default: one batch)
                    generator:torch.Generator|None=None, # draws the examples of an (x, y) tuple
+                   device=None, # move the stage's batches there (None: leave them where they are)
                   ) -> Callable[[], list]:
     "A zero-argument function that returns the (x, y) batches of the next stage; checks the size of the first draw now."
     if n_examples is not None and (isinstance(n_examples, bool) or not isinstance(n_examples, (int, np.integer)) or n_examples < 1):
@@ -74,13 +78,13 @@ def stage_examples(data, # a callable returning (x, y) batches, an (x, y) tuple 
         bs = batch_size or n
         def draw():
             idx = torch.randperm(len(x), generator=generator)[:n].to(x.device) if n < len(x) else torch.arange(len(x), device=x.device)
-            return [(x[i], y[i]) for i in idx.split(bs)]
+            return _to([(x[i], y[i]) for i in idx.split(bs)], device)
         return draw
     if callable(data):
-        first = [_take(data(), n_examples)]
-        return lambda: first.pop() if first else _take(data(), n_examples)
+        first = [_to(_take(data(), n_examples), device)]
+        return lambda: first.pop() if first else _to(_take(data(), n_examples), device)
     if isinstance(data, Iterable):
-        fixed = _take(data, n_examples)
+        fixed = _to(_take(data, n_examples), device)
         return lambda: fixed
     raise ValueError(f"data must be a callable, an (x, y) tuple of tensors or an iterable of (x, y) batches, got {type(data).__name__}.")
 
@@ -129,7 +133,11 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
     if isinstance(criterion, Criterion) and lam is not None: raise ValueError("Give lam with a criterion name, not with a Criterion object.")
     ks = stage_sparsities(sparsity, n_stages, schedule)
     ws0 = prunable_weights(model)
-    if not ws0: raise ValueError("The model has no prunable weights (no nn.Linear or nn.Conv2d with a weight).")
+    if not ws0:
+        if any(hasattr(m, 'weight_orig') for m in model.modules()):
+            raise ValueError("The model carries torch.nn.utils.prune masks: read them with `Masks.from_torch_prune(model)`, "
+                             "make them permanent with `torch.nn.utils.prune.remove`, then pass `masks=`.")
+        raise ValueError("The model has no prunable weights (no nn.Linear or nn.Conv2d with a weight).")
     D = n_prunable(model)
     dev = next(iter(ws0.values())).device
     masks = Masks.ones(model) if masks is None else Masks(masks).check(model).to(dev)
@@ -138,7 +146,7 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
     needs = crit.needs_grad or crit.needs_ggn
     if data is None and needs: raise ValueError(f"{crit.name} needs examples: pass data=.")
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    next_batches = stage_examples(data, n_examples, batch_size, gen) if data is not None else None
+    next_batches = stage_examples(data, n_examples, batch_size, gen, dev) if data is not None else None
     qfn = quantities_fn or _quantities
     cgen = None
     if seed is not None: cgen = torch.Generator(device=dev); cgen.manual_seed(seed)
