@@ -5,6 +5,7 @@ Target: ranking and masking under 10% of a stage's time on VGG11.
     python benchmarks/pruning.py                     # all runs, CPU or CUDA (whatever `get_device` picks)
     python benchmarks/pruning.py --quick             # MLP with 1 and 14 stages only
     python benchmarks/pruning.py --fake-curvature    # random g/G instead of pruneloss.curvature: times ranking/masking only
+    python benchmarks/pruning.py --threads 1         # on a small shared CPU, OpenMP threads can stall small ops
 """
 import argparse, time
 import torch
@@ -38,7 +39,9 @@ if __name__ == '__main__':
     ap = argparse.ArgumentParser()
     ap.add_argument('--quick', action='store_true'); ap.add_argument('--fake-curvature', action='store_true')
     ap.add_argument('--device', default=None)
+    ap.add_argument('--threads', type=int, default=None, help='torch CPU threads (on a busy shared CPU, 1 avoids OpenMP stalls)')
     a = ap.parse_args()
+    if a.threads: torch.set_num_threads(a.threads)
     dev = get_device(a.device)
     qfn = fake_quantities if a.fake_curvature else None
     print(f"device: {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}"
