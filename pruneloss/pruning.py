@@ -151,7 +151,8 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
     cgen = None
     if seed is not None: cgen = torch.Generator(device=dev); cgen.manual_seed(seed)
 
-    orig = {n: p.detach().clone() for n, p in ws0.items()}
+    # the original weights: the caller's own (untouched) parameters, or a copy when we prune in place
+    orig = {n: p.detach().clone() if inplace else p.detach() for n, p in ws0.items()}
     work = model if inplace else copy.deepcopy(model)
     ws = prunable_weights(work)
     was = work.training; work.eval()
