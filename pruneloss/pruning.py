@@ -147,6 +147,9 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
     if data is None and needs: raise ValueError(f"{crit.name} needs examples: pass data=.")
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
     next_batches = stage_examples(data, n_examples, batch_size, gen, dev) if data is not None else None
+    if needs and quantities_fn is None:
+        from pruneloss.curvature import ESTIMATORS
+        if estimator not in ESTIMATORS: raise ValueError(f"Unknown estimator {estimator!r}; choose one of {list(ESTIMATORS)}.")
     qfn = quantities_fn or _quantities
     cgen = None
     if seed is not None: cgen = torch.Generator(device=dev); cgen.manual_seed(seed)
@@ -196,7 +199,7 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
     finally: work.train(was)
     return masks, pd.DataFrame(rows).set_index('stage')
 
-# %% ../nbs/05_pruning.ipynb #cb3d5073
+# %% ../nbs/05_pruning.ipynb #0405d02f
 @torch.no_grad()
 def sparsity_report(model:nn.Module, # the network
                     masks:Masks|None=None, # masks to count as pruned (default: the weights that are exactly zero)

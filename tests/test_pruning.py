@@ -57,3 +57,18 @@ def test_default_curvature_matches_reference():
     m, log = prune(net, 'QM', 0.8, n_stages=3, data=[(x, y)], n_examples=24, progress=False)
     assert sum(int((m[n] != m_ref[n]).sum()) for n in m) <= 2      # float round-off may swap a near-tie
     assert torch.allclose(torch.tensor(log.predicted_change.values), torch.tensor(log_ref.predicted_change.values), rtol=1e-3, atol=1e-6)
+
+def test_prune_takes_an_example_sampler():
+    from pruneloss.data import ExampleSampler, TensorPair
+    torch.manual_seed(0)
+    x = (torch.rand(200, 1, 8, 8) * 255).to(torch.uint8); y = torch.randint(0, 5, (200,))
+    s = ExampleSampler(TensorPair(x, y), lambda t: t.float() / 255, n=20, bs=8, seed=3)
+    seen = []
+    def spy(model, batches, **kw):
+        seen.append(torch.cat([b[1] for b in batches])); return func_quantities(model, batches, **kw)
+    net = small_cnn().eval()
+    masks, log = prune(net, 'QM', 0.6, n_stages=3, data=s, n_examples=20, quantities_fn=spy, progress=False)
+    assert len(seen) == 3 and not torch.equal(seen[0], seen[1])      # fresh examples every stage
+    assert list(log.n_examples) == [20, 20, 20]
+    with pytest.raises(ValueError, match='Too few examples'):
+        prune(net, 'QM', 0.6, data=s, n_examples=21, quantities_fn=spy, progress=False)
