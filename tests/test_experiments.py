@@ -10,10 +10,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_paper_configs(name, network):
     "The shipped grid files are the paper's: 82 runs per seed, 5 seeds, the paper's sparsity and budgets."
     cs = load_configs(ROOT/'configs'/f'{name}.toml')
-    assert [c.run_id for c in cs] == [c.run_id for c in Grid.paper(network, example_bs=cs[0].example_bs, n_examples=1000)]
+    assert [c.run_id for c in cs] == [c.run_id for c in Grid.paper(network)]       # the defaults are the paper's
     assert len(cs) == 410 and {c.network for c in cs} == {network}
     assert {c.sparsity for c in cs} == {PAPER_SPARSITY[network]}
-    assert {(c.train_epochs, c.finetune_epochs, c.n_train, c.n_eval) for c in cs} == {(None, None, None, None)}
+    ep = {'MLP': 800, 'VGG11': 300, 'PreActResNet18': 200}[network]                     # SPEC §6
+    assert {(c.train_epochs, c.finetune_epochs, c.n_train, c.n_eval) for c in cs} == {(ep, ep, None, None)}
     assert {c.example_bs for c in cs} == {1000 if network == 'MLP' else 100}
 
 def test_smoke_config():
