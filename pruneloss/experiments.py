@@ -254,9 +254,8 @@ def load_configs(path, # a .toml/.yaml file: one run's fields, or a [base] + [gr
 def checkpoint_dir(cache=None, # an explicit folder
                   ) -> Path:
     "Folder of the dense checkpoints: `cache`, else `$PRUNELOSS_CACHE/checkpoints`, else `~/.cache/pruneloss/checkpoints`."
-    if cache is not None: return Path(cache).expanduser()
-    root = os.environ.get('PRUNELOSS_CACHE') or Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'pruneloss'
-    return Path(root).expanduser()/'checkpoints'
+    from pruneloss.data import cache_dir
+    return Path(cache).expanduser() if cache is not None else cache_dir('checkpoints')
 
 def dense_key(cfg:ExperimentConfig) -> dict:
     "The fields that define a run's dense network."

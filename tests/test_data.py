@@ -20,7 +20,7 @@ def test_cifar10_jpeg_copy(data_path, tmp_path, monkeypatch):
     assert not torch.equal(a, b)
     assert torch.equal(dls.valid.one_batch()[0], dls.valid.one_batch()[0])
     # decoded once, then read from the cache
-    assert len(list((tmp_path/'cache').glob('cifar10-jpeg-*.pt'))) == 1
+    assert len(list((tmp_path/'cache'/'tensors').glob('cifar10-jpeg-*.pt'))) == 1
     raw2, src = load_cifar10(data_path)
     assert src == 'jpeg' and torch.equal(raw2['test'][0][:5], dls.test.dataset.x[:5])
 
