@@ -102,7 +102,7 @@ def main():
             slow = (meth == 'backpack exact' and m != 'MLP') or m == 'PreActResNet18'
             reps = a.slow_repeats if slow else a.repeats
             res[meth] = measure(m, meth, reps, a.threads, not a.no_warmup and reps > 1)   # no warm-up for single runs
-            if res[meth].get('split') and meth == 'pruneloss exact': splits.append((m, res[meth]['split']))
+            if res[meth].get('split'): splits.append((m, meth, res[meth]['split']))
         print(f'\n{m} (batch {n})')
         print(f'  {"method":<17}{"median s":>10}{"× plain":>9}{"× BackPACK":>12}{"peak MB":>10}{"peak × BackPACK":>17}')
         for meth, r in res.items():
@@ -113,9 +113,9 @@ def main():
             xb = f'{(r["median"]/r["plain"])/(bp["median"]/bp["plain"]):.2f}' if bp.get('median') else '-'
             mb = f'{r["peak"]/bp["peak"]:.2f}' if bp.get('peak') else '-'
             print(f'  {meth:<17}{r["median"]:>10.3f}{xp:>9}{xb:>12}{r["peak"]/2**20:>10.0f}{mb:>17}')
-    for m, split in splits:
+    for m, meth, split in splits:
         tot = sum(split.values())
-        print(f'\nTime split of pruneloss exact on {m} (last run, {tot:.3f} s timed):')
+        print(f'\nTime split of {meth} on {m} (last run, {tot:.3f} s timed):')
         for k, v in split.items(): print(f'  {k:<48}{v:>8.3f} s{100*v/tot:>6.1f} %')
 
 if __name__ == '__main__': main()
