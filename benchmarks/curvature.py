@@ -83,23 +83,26 @@ def main():
     ap.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS))
     ap.add_argument('--methods', nargs='+', default=METHODS, choices=METHODS)
     ap.add_argument('--repeats', type=int, default=3, help='timed runs per measurement (after one warm-up run)')
-    ap.add_argument('--slow-repeats', type=int, default=1, help='timed runs for BackPACK exact on conv nets (slow)')
+    ap.add_argument('--slow-repeats', type=int, default=1,
+                    help='timed runs for the slow measurements: BackPACK exact on conv nets, everything on PreActResNet18')
     ap.add_argument('--threads', type=int, default=2, help='torch.set_num_threads')
     ap.add_argument('--no-warmup', action='store_true')
     ap.add_argument('--child', nargs=2, metavar=('MODEL', 'METHOD'), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child: return child(*a.child, a.repeats, a.threads, not a.no_warmup)
     import torch
-    print(f'torch {torch.__version__}, {a.threads} threads, repeats {a.repeats} (BackPACK exact on conv nets: '
-          f'{a.slow_repeats}), {"no " if a.no_warmup else ""}warm-up; median seconds; peak = extra resident memory')
+    print(f'torch {torch.__version__}, {a.threads} threads, repeats {a.repeats} (BackPACK exact on conv nets and '
+          f'everything on PreActResNet18: {a.slow_repeats}, then without warm-up); median seconds; '
+          f'peak = extra resident memory')
     splits = []
     for m in a.models:
         shape, n = MODELS[m]
         res = {}
         for meth in a.methods:
-            reps = a.slow_repeats if (meth == 'backpack exact' and m != 'MLP') else a.repeats
-            res[meth] = measure(m, meth, reps, a.threads, not a.no_warmup)
-            if res[meth].get('split') and meth == 'pruneloss exact': splits.append((m, res[meth]['split']))
+            slow = (meth == 'backpack exact' and m != 'MLP') or m == 'PreActResNet18'
+            reps = a.slow_repeats if slow else a.repeats
+            res[meth] = measure(m, meth, reps, a.threads, not a.no_warmup and reps > 1)   # no warm-up for single runs
+            if res[meth].get('split'): splits.append((m, meth, res[meth]['split']))
         print(f'\n{m} (batch {n})')
         print(f'  {"method":<17}{"median s":>10}{"× plain":>9}{"× BackPACK":>12}{"peak MB":>10}{"peak × BackPACK":>17}')
         for meth, r in res.items():
@@ -110,9 +113,9 @@ def main():
             xb = f'{(r["median"]/r["plain"])/(bp["median"]/bp["plain"]):.2f}' if bp.get('median') else '-'
             mb = f'{r["peak"]/bp["peak"]:.2f}' if bp.get('peak') else '-'
             print(f'  {meth:<17}{r["median"]:>10.3f}{xp:>9}{xb:>12}{r["peak"]/2**20:>10.0f}{mb:>17}')
-    for m, split in splits:
+    for m, meth, split in splits:
         tot = sum(split.values())
-        print(f'\nTime split of pruneloss exact on {m} (last run, {tot:.3f} s timed):')
+        print(f'\nTime split of {meth} on {m} (last run, {tot:.3f} s timed):')
         for k, v in split.items(): print(f'  {k:<48}{v:>8.3f} s{100*v/tot:>6.1f} %')
 
 if __name__ == '__main__': main()
