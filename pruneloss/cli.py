@@ -10,10 +10,10 @@ import argparse, copy, sys, time
 from pathlib import Path
 import pandas as pd
 import torch
-from .core import set_seed, get_device, n_prunable
+from .core import set_seed, get_device, n_prunable, evaluate
 from .data import ExampleSampler, DataMissingError
 from .pruning import prune, sparsity_report
-from .finetune import finetune, evaluate, load_checkpoint, save_checkpoint
+from .finetune import finetune, load_checkpoint, save_checkpoint
 from .experiments import ExperimentConfig, dense_model, run_dls, load_configs, run_sweep, ResultStore
 
 # %% auto #0

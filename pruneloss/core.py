@@ -13,7 +13,7 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['PRUNABLE_TYPES', 'prunable_modules', 'prunable_weights', 'n_prunable', 'set_seed', 'get_device', 'Masks',
-           'global_topk_mask']
+           'global_topk_mask', 'evaluate']
 
 # %% ../nbs/00_core.ipynb #b3f47636
 PRUNABLE_TYPES = (nn.Linear, nn.Conv2d)
@@ -148,3 +148,21 @@ def global_topk_mask(scores:dict, # name -> saliency tensor (smallest are pruned
     del buf
     shapes = [scores[n].shape for n in names]
     return Masks({n: ~c.view(sh) for n, c, sh in zip(names, prune.split(sizes), shapes)})
+
+# %% ../nbs/00_core.ipynb #1fea76ff
+def evaluate(model:nn.Module, dl, # a network and a DataLoader of (x, y) batches
+            ) -> dict:
+    "Mean cross-entropy and error rate of `model` (in eval mode) over `dl`."
+    was_training = model.training; model.eval()
+    dev = next(model.parameters()).device
+    loss, err, n = 0., 0, 0
+    try:
+        with torch.no_grad():
+            for xb, yb in dl:
+                xb, yb = xb.to(dev), yb.to(dev)
+                out = model(xb)
+                loss += nn.functional.cross_entropy(out, yb, reduction='sum').item()
+                err += (out.argmax(1) != yb).sum().item(); n += len(yb)
+    finally: model.train(was_training)
+    return dict(loss=loss / n, error=err / n)
+

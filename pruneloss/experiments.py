@@ -13,11 +13,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 from fastprogress.fastprogress import progress_bar
-from .core import get_device, set_seed
+from .core import get_device, set_seed, evaluate
 from .models import MODELS
 from .criteria import CRITERIA
 from .pruning import SCHEDULES, prune
-from .finetune import PAPER_RECIPES, train_dense, finetune, evaluate, save_checkpoint, load_checkpoint, versions
+from .finetune import PAPER_RECIPES, train_dense, finetune, save_checkpoint, load_checkpoint, versions
 
 # %% auto #0
 __all__ = ['DATASETS', 'ESTIMATORS', 'PAPER_SPARSITY', 'PAPER_LAMBDAS', 'PAPER_STAGES', 'PAPER_SEEDS', 'ExperimentConfig',

@@ -18,12 +18,12 @@ from fastai.callback.core import Callback
 from fastai.callback.tracker import TrackerCallback
 from fastai.optimizer import SGD
 from fastai.metrics import error_rate
-from .core import get_device, prunable_weights
+from .core import get_device, prunable_weights, evaluate
 from .models import get_model
 
 # %% auto #0
 __all__ = ['PAPER_RECIPES', 'Recipe', 'StepLR', 'KeepBest', 'paper_learner', 'MaskCallback', 'versions', 'save_checkpoint',
-           'load_checkpoint', 'evaluate', 'train_dense', 'finetune']
+           'load_checkpoint', 'train_dense', 'finetune']
 
 # %% ../nbs/06_finetune.ipynb #8f06100c
 @dataclass(frozen=True)
@@ -138,22 +138,6 @@ def load_checkpoint(path, # a file written by `save_checkpoint`
     return model.to(get_device(device)).eval(), {k: v for k, v in ckpt.items() if k != 'state_dict'}
 
 # %% ../nbs/06_finetune.ipynb #3b2861c2
-def evaluate(model:nn.Module, dl, # a network and a DataLoader of (x, y) batches
-            ) -> dict:
-    "Mean cross-entropy and error rate of `model` (in eval mode) over `dl`."
-    was_training = model.training; model.eval()
-    dev = next(model.parameters()).device
-    loss, err, n = 0., 0, 0
-    try:
-        with torch.no_grad():
-            for xb, yb in dl:
-                xb, yb = xb.to(dev), yb.to(dev)
-                out = model(xb)
-                loss += nn.functional.cross_entropy(out, yb, reduction='sum').item()
-                err += (out.argmax(1) != yb).sum().item(); n += len(yb)
-    finally: model.train(was_training)
-    return dict(loss=loss / n, error=err / n)
-
 def train_dense(arch:str, # 'MLP', 'VGG11' or 'PreActResNet18'
                 dls, # the matching `DataLoaders` (`mnist_dls` / `cifar10_dls`)
                 seed:int=1111, # seed of the weights' initialisation and the batch order

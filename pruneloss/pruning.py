@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from fastprogress.fastprogress import progress_bar
-from .core import prunable_weights, prunable_modules, n_prunable, Masks, global_topk_mask
+from .core import prunable_weights, prunable_modules, n_prunable, Masks, global_topk_mask, evaluate
 from .criteria import Criterion, get_criterion
 
 # %% auto #0
@@ -94,15 +94,7 @@ def mean_loss(model:nn.Module, # the network (evaluated in eval mode, mode resto
               batches:Iterable, # (x, y) batches
              ) -> float:
     "Mean cross-entropy of `model` over all examples of `batches`, in eval mode."
-    dev = next(model.parameters()).device
-    was = model.training; model.eval()
-    try:
-        tot, n = 0., 0
-        for x, y in batches:
-            x, y = x.to(dev), y.to(dev)
-            tot += float(F.cross_entropy(model(x), y, reduction='sum')); n += len(x)
-    finally: model.train(was)
-    return tot / n
+    return evaluate(model, batches)['loss']
 
 def _quantities(model, batches, **kw):
     from pruneloss.curvature import grad_and_diag_ggn
