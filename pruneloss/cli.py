@@ -57,9 +57,6 @@ def compare_criteria(model, # the trained network
 class CLIError(Exception):
     "A user error on the command line: printed without a traceback, exit status 2."
 
-def _cfg(a, **kw) -> ExperimentConfig:
-    return ExperimentConfig(network=a.network, seed=a.seed, train_epochs=a.epochs if hasattr(a, 'epochs') else None, **kw)
-
 def _model_and_dls(a, source:str):
     "A model from a checkpoint file or a network name, with the `DataLoaders` it was trained on."
     p = Path(source)
