@@ -3,7 +3,8 @@ import shutil, tarfile, io
 import pytest, torch
 from pruneloss.data import cifar10_dls, load_cifar10, mnist_dls, ExampleSampler, DataMissingError, CIFAR10_STATS
 
-def test_cifar10_jpeg_copy(data_path, tmp_path, monkeypatch):
+def test_cifar10_jpeg_copy(jpeg_copy, tmp_path, monkeypatch):
+    data_path = jpeg_copy
     monkeypatch.setenv('PRUNELOSS_CACHE', str(tmp_path/'cache'))
     dls = cifar10_dls(data_path, device='cpu')
     assert dls.info == dict(name='CIFAR10', source='jpeg')
@@ -24,7 +25,8 @@ def test_cifar10_jpeg_copy(data_path, tmp_path, monkeypatch):
     raw2, src = load_cifar10(data_path)
     assert src == 'jpeg' and torch.equal(raw2['test'][0][:5], dls.test.dataset.x[:5])
 
-def test_cifar10_partial_archive(data_path, tmp_path, monkeypatch):
+def test_cifar10_partial_archive(jpeg_copy, tmp_path, monkeypatch):
+    data_path = jpeg_copy
     "A truncated archive is refused with a clear error, not read as a smaller data set."
     monkeypatch.setenv('PRUNELOSS_CACHE', str(tmp_path/'cache'))
     src = (data_path/'cifar10-jpeg.tar.gz').read_bytes()
