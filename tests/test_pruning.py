@@ -1,5 +1,5 @@
-"Integration checks for pruning: conv nets, torch.nn.utils.prune interop, and the curvature module once it exists."
-import copy, io, importlib.util
+"Integration checks for pruning: conv nets, torch.nn.utils.prune interop, and the library's curvature against a reference."
+import copy
 import pytest, torch
 import torch.nn.functional as F
 from torch import nn
@@ -50,7 +50,6 @@ def test_masks_round_trip_through_torch_prune_and_a_file(tmp_path):
     with torch.no_grad(): assert torch.allclose(fresh(x), ours(x), atol=1e-6)   # same network either way
     assert sparsity_report(ours).loc['total', 'nonzero'] == masks.n_total - masks.n_pruned
 
-@pytest.mark.skipif(importlib.util.find_spec('pruneloss.curvature') is None, reason='pruneloss.curvature not merged yet')
 def test_default_curvature_matches_reference():
     net = small_cnn().eval(); x, y = torch.randn(24, 1, 8, 8), torch.randint(0, 5, (24,))
     m_ref, log_ref = prune(net, 'QM', 0.8, n_stages=3, data=[(x, y)], n_examples=24, quantities_fn=func_quantities, progress=False)
