@@ -23,7 +23,7 @@ from .models import get_model
 
 # %% auto #0
 __all__ = ['PAPER_RECIPES', 'Recipe', 'StepLR', 'KeepBest', 'paper_learner', 'MaskCallback', 'versions', 'save_checkpoint',
-           'load_checkpoint', 'train_dense', 'finetune']
+           'load_checkpoint', 'fit_recipe', 'train_dense', 'finetune']
 
 # %% ../nbs/06_finetune.ipynb #8f06100c
 @dataclass(frozen=True)
@@ -138,6 +138,21 @@ def load_checkpoint(path, # a file written by `save_checkpoint`
     return model.to(get_device(device)).eval(), {k: v for k, v in ckpt.items() if k != 'state_dict'}
 
 # %% ../nbs/06_finetune.ipynb #3b2861c2
+def fit_recipe(learn:Learner, # a `paper_learner` (with `KeepBest`)
+               show_progress:bool=True, # fastprogress bars and the epoch table
+              ) -> tuple[nn.Module, dict]:
+    "Fit `learn` for its recipe's epochs; the best-validation model (eval mode) and its record: recipe, best epoch, time, valid/test."
+    t0 = time.perf_counter()
+    if show_progress: learn.fit(learn.recipe.epochs)
+    else:
+        with learn.no_bar(), learn.no_logging(): learn.fit(learn.recipe.epochs)
+    kb = learn.cbs.filter(lambda c: isinstance(c, KeepBest))[0]
+    model, dls = learn.model.eval(), learn.dls
+    rec = dict(recipe=asdict(learn.recipe), best_epoch=kb.best_epoch, seconds=time.perf_counter() - t0,
+               valid=evaluate(model, dls.valid))
+    if len(dls.loaders) > 2: rec['test'] = evaluate(model, dls.loaders[2])
+    return model, rec
+
 def train_dense(arch:str, # 'MLP', 'VGG11' or 'PreActResNet18'
                 dls, # the matching `DataLoaders` (`mnist_dls` / `cifar10_dls`)
                 seed:int=1111, # seed of the weights' initialisation and the batch order
@@ -151,17 +166,8 @@ def train_dense(arch:str, # 'MLP', 'VGG11' or 'PreActResNet18'
     set_seed(seed)
     model = get_model(arch)
     learn = paper_learner(dls, model, recipe or PAPER_RECIPES[arch], epochs=epochs)
-    t0 = time.perf_counter()
-    if show_progress: learn.fit(learn.recipe.epochs)
-    else:
-        with learn.no_bar(), learn.no_logging(): learn.fit(learn.recipe.epochs)
-    secs = time.perf_counter() - t0
-    kb = learn.cbs.filter(lambda c: isinstance(c, KeepBest))[0]
-    model = learn.model.eval()
-    rec = dict(seed=seed, data=getattr(dls, 'info', {}), recipe=asdict(learn.recipe), best_epoch=kb.best_epoch,
-               seconds=secs, device=str(get_device(next(model.parameters()).device)),
-               valid=evaluate(model, dls.valid))
-    if len(dls.loaders) > 2: rec['test'] = evaluate(model, dls.loaders[2])
+    model, fit = fit_recipe(learn, show_progress)
+    rec = dict(seed=seed, data=getattr(dls, 'info', {}), device=str(get_device(next(model.parameters()).device)), **fit)
     if path is not None: save_checkpoint(path, model, arch=arch, **rec)
     return model, dict(arch=arch, **rec)
 
@@ -177,13 +183,4 @@ def finetune(model:nn.Module, # the pruned network (its pruned weights are zeroe
     "Fine-tune a pruned network with the paper's protocol; return it (best-validation epoch) and its record."
     model = model if inplace else copy.deepcopy(model)
     learn = paper_learner(dls, model, recipe, epochs=epochs, cbs=[MaskCallback(masks)])
-    t0 = time.perf_counter()
-    if show_progress: learn.fit(learn.recipe.epochs)
-    else:
-        with learn.no_bar(), learn.no_logging(): learn.fit(learn.recipe.epochs)
-    kb = learn.cbs.filter(lambda c: isinstance(c, KeepBest))[0]
-    model = learn.model.eval()
-    rec = dict(recipe=asdict(learn.recipe), best_epoch=kb.best_epoch, seconds=time.perf_counter() - t0,
-               valid=evaluate(model, dls.valid))
-    if len(dls.loaders) > 2: rec['test'] = evaluate(model, dls.loaders[2])
-    return model, rec
+    return fit_recipe(learn, show_progress)
