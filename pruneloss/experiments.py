@@ -20,10 +20,10 @@ from .pruning import SCHEDULES, prune
 from .finetune import PAPER_RECIPES, train_dense, finetune, save_checkpoint, load_checkpoint, versions
 
 # %% auto #0
-__all__ = ['DATASETS', 'ESTIMATORS', 'PAPER_SPARSITY', 'PAPER_LAMBDAS', 'PAPER_STAGES', 'PAPER_SEEDS', 'ExperimentConfig',
-           'to_toml', 'read_config_file', 'write_config_file', 'parse_overrides', 'expand_grid', 'Grid', 'load_configs',
-           'checkpoint_dir', 'dense_key', 'dense_path', 'file_lock', 'run_dls', 'measure', 'dense_model',
-           'run_experiment', 'ResultStore', 'pending', 'run_sweep']
+__all__ = ['DATASETS', 'ESTIMATORS', 'PAPER_SPARSITY', 'PAPER_LAMBDAS', 'PAPER_STAGES', 'PAPER_SEEDS', 'SMOKE_BUDGETS',
+           'ExperimentConfig', 'to_toml', 'read_config_file', 'write_config_file', 'parse_overrides', 'expand_grid',
+           'Grid', 'load_configs', 'checkpoint_dir', 'dense_key', 'dense_path', 'file_lock', 'run_dls', 'measure',
+           'dense_model', 'run_experiment', 'ResultStore', 'pending', 'run_sweep']
 
 # %% ../nbs/07_experiments.ipynb #25e51df1
 DATASETS = {'MNIST': ('MLP',), 'CIFAR10': ('VGG11', 'PreActResNet18')}
@@ -52,8 +52,8 @@ class ExperimentConfig:
     example_bs:int|None=None # batch size of the stage examples (None: 1000 on MNIST, 100 on CIFAR-10)
     train_epochs:int|None=None # dense training epochs (None: the paper's recipe)
     finetune_epochs:int|None=None # fine-tuning epochs (None: the paper's recipe again; 0: no fine-tuning)
-    n_train:int|None=None # use only the first n examples of the train split (smoke tests; None: all)
-    n_eval:int|None=None # use only the first n examples of valid and test (smoke tests; None: all)
+    n_train:int|None=None # use only n examples of the train split, a fixed random subset (smoke tests; None: all)
+    n_eval:int|None=None # use only n examples of valid and of test, fixed random subsets (smoke tests; None: all)
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)
@@ -250,6 +250,26 @@ def load_configs(path, # a .toml/.yaml file: one run's fields, or a [base] + [gr
     cfgs = Grid.from_dict(d).configs() if ('grid' in d or 'base' in d) else [ExperimentConfig.load(path)]
     return [c.with_overrides(*overrides) for c in cfgs] if overrides else cfgs
 
+# %% ../nbs/07_experiments.ipynb #e499275e
+SMOKE_BUDGETS = {   # per network: a slice of the data and short budgets (minutes on 2 CPU cores)
+    'MLP': dict(train_epochs=2, finetune_epochs=1, n_train=5000, n_eval=2000),
+    'VGG11': dict(train_epochs=2, finetune_epochs=1, n_train=1000, n_eval=500, n_examples=50, example_bs=50),
+    'PreActResNet18': dict(train_epochs=1, finetune_epochs=1, n_train=500, n_eval=250, n_examples=20, example_bs=20),
+}
+
+@classmethod
+def _smoke(cls, network:str='MLP', # the network, with the paper's sparsity
+           seed:int=1111, # the one seed
+           **base # further fields for every run, overriding `SMOKE_BUDGETS`
+          ) -> Grid:
+    "A grid that runs in minutes on a CPU: one seed, a slice of the data, short budgets; MP once, LM/QM/OBD × π ∈ {1, 4} × λ ∈ {0, 1e-3}."
+    if network not in SMOKE_BUDGETS: raise ValueError(f"Unknown network {network!r}; choose one of {sorted(SMOKE_BUDGETS)}.")
+    return cls(dict(network=network, **{**SMOKE_BUDGETS[network], **base}), dict(seed=[seed]),
+               [dict(criterion=['MP'], n_stages=[1], lam=[0.]), dict(criterion=['LM', 'QM', 'OBD'], n_stages=[1, 4], lam=[0., 1e-3])])
+
+Grid.smoke = _smoke
+
+
 # %% ../nbs/07_experiments.ipynb #af1e47ba
 def checkpoint_dir(cache=None, # an explicit folder
                   ) -> Path:
@@ -282,8 +302,12 @@ def file_lock(path):
 _DLS_CACHE = {}
 
 def _subset_dl(dl, n, shuffle):
+    "`dl` cut to `n` examples: a fixed random subset (seed 0, kept in order), so class-ordered data (the CIFAR-10 JPEG copy) keep every class."
     from pruneloss.data import TensorDL, TensorPair
-    ds = dl.dataset if n is None else TensorPair(dl.dataset.x[:n], dl.dataset.y[:n])
+    ds = dl.dataset
+    if n is not None and n < len(ds):
+        idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:n].sort().values
+        ds = TensorPair(ds.x[idx.to(ds.x.device)], ds.y[idx.to(ds.y.device)])
     return TensorDL(ds, bs=dl.bs, shuffle=shuffle, drop_last=False, after_batch=dl.after_batch, device=dl.device)
 
 def run_dls(cfg:ExperimentConfig, # the run

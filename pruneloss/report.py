@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 # %% auto #0
-__all__ = ['select', 'lam_positions', 'plot_vs_lambda', 'plot_loss_vs_lambda', 'plot_accuracy_vs_lambda', 'kendall_tau',
-           'plot_loss_vs_accuracy', 'summary_table', 'save_figure']
+__all__ = ['CRITERION_COLORS', 'RESULTS_URL', 'select', 'lam_positions', 'plot_vs_lambda', 'plot_loss_vs_lambda',
+           'plot_accuracy_vs_lambda', 'kendall_tau', 'plot_loss_vs_accuracy', 'summary_table', 'save_figure',
+           'best_settings', 'finetune_picks', 'finetune_runs', 'read_results']
 
 # %% ../nbs/08_report.ipynb #9e952763
 def select(df:pd.DataFrame, # results, one row per run
@@ -41,51 +42,64 @@ def lam_positions(lams) -> dict:
     return {l: (l if l > 0 else zero) for l in set(lams)}
 
 def _plain_log(axis):
-    "Plain numbers (0.5, 2) instead of 5×10⁻¹ on a log axis."
-    f = FuncFormatter(lambda v, _: f'{v:g}')
-    axis.set_major_formatter(f); axis.set_minor_formatter(f)
+    "Plain numbers (0.5, 2) instead of 5×10⁻¹ on a log axis, with labelled ticks at 1, 1.5, 2, 3, 5 of each decade."
+    plain = FuncFormatter(lambda v, _: f'{v:g}')
+    axis.set_major_locator(LogLocator(subs=(1., 1.5, 2., 3., 5.))); axis.set_major_formatter(plain)
+    axis.set_minor_locator(LogLocator(subs=(1.2, 4., 6., 7., 8., 9.))); axis.set_minor_formatter(FuncFormatter(lambda v, _: ''))
 
 def _lam_axis(ax, xs:dict):
     ax.set_xscale('log')
     ticks = sorted(xs.items(), key=lambda t: t[1])
     ax.set_xticks([x for _, x in ticks])
     ax.set_xticklabels(['0' if l == 0 else f'{l:g}' for l, _ in ticks], rotation=45)
-    ax.minorticks_off()
+    ax.xaxis.set_minor_locator(NullLocator())
     if 0 in xs and len(xs) > 1:   # a break between λ = 0 and the smallest positive λ
         z = xs[0]; nxt = min(x for l, x in xs.items() if l > 0)
         ax.axvline(math.sqrt(z * nxt), color='0.85', lw=3, zorder=0)
 
+CRITERION_COLORS = dict(LM='C0', QM='C1', OBD='C2', MP='k')
+
 def plot_vs_lambda(df:pd.DataFrame, # results (`ResultStore.to_df()`)
                    metric:str='pruned_train_loss', # the column on the y axis
                    network:str|None=None, # which network (None: the only one)
-                   criteria=('LM', 'QM', 'OBD'), # one panel each
+                   criteria=('LM', 'QM', 'OBD'), # the criteria drawn
                    transform=None, # applied to the metric before averaging (e.g. error → accuracy)
                    ylabel:str|None=None, # y axis label (default: the metric)
                    logy:bool=False, # log scale on y
                    reference:str|None='MP', # a criterion drawn as a horizontal line in every panel
                    figsize=None, # matplotlib figure size
+                   panels:str='criterion', # 'criterion': a panel per criterion, a line per π; 'n_stages': a panel per π, a line per criterion
                   ) -> plt.Figure:
-    "One panel per criterion, one line per number of stages (mean ± std over seeds), `metric` against λ."
+    "`metric` against λ, mean ± std over seeds: a panel per criterion and a line per stage count π, or the other way round."
+    if panels not in ('criterion', 'n_stages'): raise ValueError(f"panels is 'criterion' or 'n_stages', got {panels!r}.")
     d = select(df, network, [metric]).copy()
     d['_y'] = transform(d[metric]) if transform is not None else d[metric]
     crits = [c for c in criteria if c in set(d.criterion)]
     if not crits: raise ValueError(f"None of the criteria {list(criteria)} is in the results ({sorted(d.criterion.unique())}).")
-    fig, axs = plt.subplots(1, len(crits), figsize=figsize or (4 * len(crits), 3.4), sharey=True, squeeze=False)
-    xs = lam_positions(d[d.criterion.isin(crits)].lam)
-    stages = sorted(d[d.criterion.isin(crits)].n_stages.unique())
-    colors = {s: plt.cm.viridis(i / max(1, len(stages) - 1) * 0.85) for i, s in enumerate(stages)}
+    sub = d[d.criterion.isin(crits)]
+    xs = lam_positions(sub.lam)
+    stages = sorted(sub.n_stages.unique())
+    if panels == 'criterion':
+        pvals, lvals, lkey = crits, stages, 'n_stages'
+        colors = {s: plt.cm.viridis(i / max(1, len(stages) - 1) * 0.85) for i, s in enumerate(stages)}
+        title, label = str, lambda s: f'π = {s}'
+    else:
+        pvals, lvals, lkey = stages, crits, 'criterion'
+        colors = {c: CRITERION_COLORS.get(c, f'C{i + 4}') for i, c in enumerate(crits)}
+        title, label = lambda s: f'π = {s}', str
+    fig, axs = plt.subplots(1, len(pvals), figsize=figsize or (4 * len(pvals), 3.4), sharey=True, squeeze=False)
     ref = d[d.criterion == reference]._y if reference else None
-    for ax, crit in zip(axs[0], crits):
-        for s in stages:
-            g = d[(d.criterion == crit) & (d.n_stages == s)].groupby('lam')._y.agg(['mean', 'std']).sort_index()
+    for ax, pv in zip(axs[0], pvals):
+        for lv in lvals:
+            g = sub[(sub[panels] == pv) & (sub[lkey] == lv)].groupby('lam')._y.agg(['mean', 'std']).sort_index()
             if g.empty: continue
             x = np.array([xs[l] for l in g.index])
-            ax.plot(x, g['mean'], 'o-', color=colors[s], ms=3, label=f'π = {s}')
-            ax.fill_between(x, g['mean'] - g['std'].fillna(0), g['mean'] + g['std'].fillna(0), color=colors[s], alpha=0.2, lw=0)
+            ax.plot(x, g['mean'], 'o-', color=colors[lv], ms=3, label=label(lv))
+            ax.fill_between(x, g['mean'] - g['std'].fillna(0), g['mean'] + g['std'].fillna(0), color=colors[lv], alpha=0.2, lw=0)
         if ref is not None and len(ref):
             ax.axhline(ref.mean(), color='k', ls='--', lw=1, label=reference)
         _lam_axis(ax, xs)
-        ax.set_title(crit); ax.set_xlabel('λ')
+        ax.set_title(title(pv)); ax.set_xlabel('λ')
         if logy: ax.set_yscale('log'); _plain_log(ax.yaxis)
     axs[0][0].set_ylabel(ylabel or metric); axs[0][-1].legend(fontsize=8)
     fig.suptitle(select(df, network).network.iloc[0]); fig.tight_layout()
@@ -150,7 +164,7 @@ def plot_loss_vs_accuracy(df:pd.DataFrame, # results (`ResultStore.to_df()`)
     for i, crit in enumerate(sorted(d.criterion.unique())):
         for s, m in markers.items():
             sel = (d.criterion == crit) & (d.n_stages == s)
-            if sel.any(): ax.scatter(d[loss][sel], acc[sel], s=14, marker=m, color=f'C{i}', alpha=0.7,
+            if sel.any(): ax.scatter(d[loss][sel], acc[sel], s=14, marker=m, color=CRITERION_COLORS.get(crit, f'C{i + 4}'), alpha=0.7,
                                      label=f'{crit}' + (f', π = {s}' if crit != 'MP' else ''))
     if logx: ax.set_xscale('log'); _plain_log(ax.xaxis)
     ax.set_xlabel(loss.replace('_', ' ')); ax.set_ylabel(error.replace('_', ' ').replace('error', 'accuracy') + ' (%)')
@@ -184,3 +198,58 @@ def save_figure(fig:plt.Figure, # the figure
     else: raise ValueError(f"Save figures as .png or .svg (or no suffix for both), got {path.name!r}.")
     for p in outs: fig.savefig(p, dpi=dpi, bbox_inches='tight')
     return outs
+
+# %% ../nbs/08_report.ipynb #3cb99583
+def best_settings(df:pd.DataFrame, # results (`ResultStore.to_df()`)
+                  metric:str='pruned_train_loss', # what is compared (its mean over seeds)
+                  network:str|None=None, # which network (None: the only one)
+                  by=('criterion',), # one best setting per group
+                  over=('n_stages', 'lam'), # the settings compared within a group
+                  minimize:bool=True, # lower is better (False: higher, e.g. an accuracy)
+                 ) -> pd.DataFrame:
+    "Per `by` group, the setting of `over` with the best mean of `metric` over seeds, with its mean, std and number of seeds."
+    d = select(df, network, [metric, *by, *over]).dropna(subset=[metric])
+    t = d.groupby([*by, *over])[metric].agg(['mean', 'std', 'count']).reset_index()
+    best = t.groupby(list(by))['mean'].idxmin() if minimize else t.groupby(list(by))['mean'].idxmax()
+    return t.loc[best.values].set_index(list(by))
+
+
+# %% ../nbs/08_report.ipynb #2cb479ac
+def finetune_picks(df:pd.DataFrame, # a grid's results (`ResultStore.to_df()`)
+                   metric:str='pruned_train_loss', # what "best λ" minimises (mean over seeds)
+                   network:str|None=None, # which network (None: the only one)
+                   without_locality:bool=True, # add LM, QM, OBD in one stage at λ = 0
+                  ) -> pd.DataFrame:
+    "The settings (`criterion`, `n_stages`, `lam`) to fine-tune: every (criterion, π) at its best λ, and one stage at λ = 0."
+    picks = best_settings(df, metric, network, by=('criterion', 'n_stages'), over=('lam',)).reset_index()[['criterion', 'n_stages', 'lam']]
+    if without_locality:
+        d = select(df, network)
+        one = d[(d.n_stages == 1) & (d.lam == 0) & (d.criterion != 'MP')][['criterion', 'n_stages', 'lam']].drop_duplicates()
+        picks = pd.concat([picks, one])
+    return picks.drop_duplicates(ignore_index=True)
+
+def finetune_runs(configs, # the grid's runs (`ExperimentConfig`s, e.g. a `Grid`)
+                  picks:pd.DataFrame, # settings to keep (`finetune_picks`)
+                  finetune_epochs:int, # fine-tuning budget of the runs
+                 ) -> list:
+    "The runs of `configs` whose (criterion, n_stages, lam) is in `picks`, with `finetune_epochs`."
+    keep = {(r.criterion, int(r.n_stages), float(r.lam)) for r in picks.itertuples()}
+    out = [c.with_overrides(finetune_epochs=finetune_epochs) for c in configs if (c.criterion, c.n_stages, c.lam) in keep]
+    missing = keep - {(c.criterion, c.n_stages, c.lam) for c in out}
+    if missing: raise ValueError(f"No run of the grid has the settings {sorted(missing)}.")
+    return out
+
+
+# %% ../nbs/08_report.ipynb #699af97d
+RESULTS_URL = 'https://raw.githubusercontent.com/pruneloss/pruneloss/main/nbs/paper/results/'
+
+def read_results(name:str, # file name of the export, e.g. 'mnist_mlp_grid.csv'
+                 folder='results', # the local folder of exports
+                 url:str|None=RESULTS_URL, # where to read it from when the local file is missing (None: never)
+                ) -> pd.DataFrame:
+    "A results export (CSV of `ResultStore.to_df()`): `folder/name` when it exists, else the copy at `url`."
+    p = Path(folder)/name
+    if p.exists(): return pd.read_csv(p)
+    if url is None: raise FileNotFoundError(f"No results file {p}; run the sweep that writes it (see the page's slow cells).")
+    return pd.read_csv(url + name)
+

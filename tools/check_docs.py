@@ -9,8 +9,10 @@ import argparse, json, re, shutil, subprocess, sys, tempfile
 from pathlib import Path
 
 PROBE = """<script>window.addEventListener('load', () => {
-  const bad = [...document.images].filter(i => !i.complete || i.naturalWidth === 0).length;
-  document.body.setAttribute('data-images', document.images.length);
+  // images of this site (figures, gallery); remote ones (badges) cannot load offline and are not checked
+  const local = [...document.images].filter(i => !/^(https?:)?\/\//.test(i.getAttribute('src') || ''));
+  const bad = local.filter(i => !i.complete || i.naturalWidth === 0).length;
+  document.body.setAttribute('data-images', local.length);
   document.body.setAttribute('data-broken-images', bad);
   document.body.setAttribute('data-text-length', document.body.innerText.trim().length);
 });</script>"""
@@ -59,16 +61,19 @@ def main():
     if chromium is None: sys.exit("chromium not found: apt-get install chromium")
     r = subprocess.run(['nbdev-proc-nbs', '--force'], capture_output=True, text=True)
     if r.returncode: sys.exit(f"nbdev-proc-nbs failed:\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
-    out = Path(a.out); out.mkdir(exist_ok=True)
+    out = Path(a.out); shutil.rmtree(out, ignore_errors=True)
+    site = out/'site'   # the processed notebooks and the files beside them, so relative links and images resolve
+    shutil.copytree('_proc', site)
     exporter = HTMLExporter(template_name='classic')
     failures = {}
-    pages = sorted(Path('_proc').rglob('*.ipynb'))
+    pages = sorted(p for p in Path('_proc').rglob('*.ipynb') if '.ipynb_checkpoints' not in p.parts)
     for nbp in pages:
-        name = str(nbp.relative_to('_proc').with_suffix('')).replace('/', '__')
+        rel = nbp.relative_to('_proc')
+        name = str(rel.with_suffix('')).replace('/', '__')
         nbd = json.loads(nbp.read_text())
         probs = notebook_problems(nbd)
         html, _ = exporter.from_notebook_node(nbformat.reads(json.dumps(_as_plain(nbd)), as_version=4))
-        page = out/f'{name}.html'
+        page = site/rel.with_suffix('.html')
         page.write_text(html.replace('</body>', PROBE + '</body>'))
         with tempfile.TemporaryDirectory() as prof:
             base = [chromium, '--headless', '--no-sandbox', '--disable-gpu', f'--user-data-dir={prof}',
@@ -84,7 +89,7 @@ def main():
         print(f"{'FAIL' if probs else 'ok  '} {nbp.relative_to('_proc')}: {m.get('text-length', 0)} characters, "
               f"{m.get('images', 0)} images" + ''.join(f"\n       - {p}" for p in probs))
         if probs: failures[str(nbp)] = probs
-    print(f"{len(pages) - len(failures)} of {len(pages)} pages pass; HTML and screenshots in {out}/")
+    print(f"{len(pages) - len(failures)} of {len(pages)} pages pass; screenshots in {out}/, HTML pages in {site}/")
     sys.exit(1 if failures else 0)
 
 if __name__ == '__main__': main()
