@@ -59,7 +59,8 @@ def main():
     import nbformat
     chromium = shutil.which('chromium') or shutil.which('chromium-browser')
     if chromium is None: sys.exit("chromium not found: apt-get install chromium")
-    r = subprocess.run(['nbdev-proc-nbs', '--force'], capture_output=True, text=True)
+    shutil.rmtree('_proc', ignore_errors=True)   # every notebook processed afresh (--force would also overwrite nbs/sidebar.yml)
+    r = subprocess.run(['nbdev-proc-nbs'], capture_output=True, text=True)
     if r.returncode: sys.exit(f"nbdev-proc-nbs failed:\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
     out = Path(a.out); shutil.rmtree(out, ignore_errors=True)
     site = out/'site'   # the processed notebooks and the files beside them, so relative links and images resolve
