@@ -209,7 +209,7 @@ def best_settings(df:pd.DataFrame, # results (`ResultStore.to_df()`)
                  ) -> pd.DataFrame:
     "Per `by` group, the setting of `over` with the best mean of `metric` over seeds, with its mean, std and number of seeds."
     d = select(df, network, [metric, *by, *over]).dropna(subset=[metric])
-    t = d.groupby([*by, *over])[metric].agg(['mean', 'std', 'count']).reset_index()
+    t = summary_table(d, metrics=(metric,), by=(*by, *over))[metric].reset_index()
     best = t.groupby(list(by))['mean'].idxmin() if minimize else t.groupby(list(by))['mean'].idxmax()
     return t.loc[best.values].set_index(list(by))
 
