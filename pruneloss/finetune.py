@@ -15,10 +15,11 @@ import torch
 from torch import nn
 from fastcore.foundation import L
 from fastai.learner import Learner, Recorder
+from fastai.callback.core import event
 from fastai.callback.core import Callback
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.tracker import TrackerCallback
-from fastai.optimizer import SGD
+from fastai.optimizer import OptimWrapper
 from fastai.metrics import error_rate
 from fastai.torch_core import set_seed
 from .core import get_device, prunable_weights, evaluate
@@ -26,9 +27,9 @@ from .models import get_model
 
 # %% auto #0
 __all__ = ['PAPER_RECIPES', 'PRECISIONS', 'Recipe', 'StepLR', 'KeepBest', 'SeedRun', 'LeanRecorder', 'cpu_has_bf16',
-           'autocast_dtype', 'DeviceAutocast', 'ChannelsLast', 'precision_cbs', 'precision_name', 'paper_learner',
-           'MaskCallback', 'versions', 'plain_data', 'atomic_save', 'safe_load', 'save_checkpoint', 'load_checkpoint',
-           'fit_recipe', 'train_dense', 'finetune']
+           'autocast_dtype', 'DeviceAutocast', 'ChannelsLast', 'precision_cbs', 'precision_name', 'PaperLearner',
+           'paper_learner', 'MaskCallback', 'versions', 'plain_data', 'atomic_save', 'safe_load', 'save_checkpoint',
+           'load_checkpoint', 'fit_recipe', 'train_dense', 'finetune']
 
 # %% ../nbs/06_finetune.ipynb #8f06100c
 @dataclass(frozen=True)
@@ -94,7 +95,13 @@ class LeanRecorder(Recorder):
         if tail: self.losses[self._n_float:] = torch.stack([torch.as_tensor(v).float() for v in tail]).tolist()
         self._n_float = len(self.losses)
     def after_batch(self):
-        super().after_batch()
+        if not (self.training and len(self.yb)) or self.train_metrics: super().after_batch()
+        else:   # fastai's training branch, leaner: the smoothed loss stays on the device (no copy to the host per batch)
+            sl = self.smooth_loss; sl.count += 1
+            loss = self.learn.loss.detach(); sl.val = torch.lerp(loss.mean().float(), sl.val.to(loss.device), sl.beta)
+            opt = self.opt.opt if isinstance(self.opt, OptimWrapper) else self.opt
+            self.lrs.append(opt.param_groups[-1]['lr'] if isinstance(opt, torch.optim.Optimizer) else opt.hypers[-1]['lr'])
+            self.losses.append(sl.value); self.learn.smooth_loss = self.losses[-1]
         if len(self.losses) - self._n_float >= self.flush: self._to_floats()
     def after_epoch(self): self._to_floats(); super().after_epoch()
     def after_fit(self): self._to_floats()
@@ -165,6 +172,22 @@ def precision_name(dtype:torch.dtype|None) -> str:
     return {None: 'fp32', torch.bfloat16: 'bf16', torch.float16: 'fp16'}[dtype]
 
 # %% ../nbs/06_finetune.ipynb #18d357e6
+class PaperLearner(Learner):
+    "fastai's `Learner`, dispatching each event only to the callbacks that handle it (in the same order, through `Callback.__call__`)."
+    def _call_one(self, event_name):
+        if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
+        key = (event_name, tuple((cb, cb.order) for cb in self.cbs))
+        cache = self.__dict__.setdefault('_handlers', {})
+        cbs = cache.get(key)
+        if cbs is None:
+            if len(cache) > 256: cache.clear()
+            cbs = cache[key] = [cb for cb in self.cbs.sorted('order') if event_name == 'after_fit' or _handles(cb, event_name)]
+        for cb in cbs: cb(event_name)
+
+def _handles(cb, event_name) -> bool:
+    "Whether `cb` has its own handler for `event_name` (in its class or set on the instance), rather than fastai's no-op lookup."
+    return event_name in vars(cb) or any(event_name in vars(k) for k in type(cb).__mro__ if k not in (Callback, object))
+
 def paper_learner(dls, # `DataLoaders` (e.g. `mnist_dls()`); index 2, if present, is the test set
                   model:nn.Module, # the network
                   recipe:Recipe|str='MLP', # a `Recipe`, or the name of one of `PAPER_RECIPES`
@@ -185,8 +208,8 @@ def paper_learner(dls, # `DataLoaders` (e.g. `mnist_dls()`); index 2, if present
     dev = getattr(dls, 'device', None) or next(model.parameters()).device
     cbs = ([StepLR(recipe)] + ([KeepBest()] if keep_best else []) + ([SeedRun(seed)] if seed is not None else [])
            + precision_cbs(model, precision, channels_last, dev) + list(cbs or []))
-    opt_func = opt_func or partial(SGD, mom=recipe.mom, decouple_wd=False)
-    learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=opt_func,
+    opt_func = opt_func or partial(OptimWrapper, opt=torch.optim.SGD, momentum=recipe.mom)
+    learn = PaperLearner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=opt_func,
                     lr=recipe.lr, wd=recipe.wd, wd_bn_bias=True, metrics=error_rate, cbs=cbs, **kwargs)
     rec = getattr(learn, 'recorder', None)
     if isinstance(rec, Recorder) and not isinstance(rec, LeanRecorder):
@@ -212,10 +235,6 @@ class MaskCallback(Callback):
     @torch.no_grad()
     def _apply_weights(self): torch._foreach_mul_(self.ps, self.ms)
     def after_step(self): self._apply_weights()
-    def __call__(self, event_name):
-        "Run only our two events: fastai's generic per-event lookups cost more than the masking itself."
-        if event_name == 'after_step': self._apply_weights()
-        elif event_name == 'before_fit': self.before_fit()
 
 # %% ../nbs/06_finetune.ipynb #ceb2c92e
 def versions() -> dict:
