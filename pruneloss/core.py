@@ -91,6 +91,8 @@ def _as_real(x, name:str) -> float:
 # %% ../nbs/00_core.ipynb #645a1e35
 class Masks(dict):
     "Binary masks (True = kept) for the prunable weights of a model, keyed like `prunable_weights`."
+    def __reduce__(self): return (Masks, (dict(self),))   # pickled as Masks(plain dict): `torch.load(weights_only=True)` reads it
+
     @classmethod
     def ones(cls, model:nn.Module, # the network
             ) -> Masks:
@@ -176,6 +178,8 @@ class Masks(dict):
         whole = _weights_of(model, {n: m for n, m in mods.items() if n not in pruned})
         return cls({n: (pruned[n].weight_mask != 0) if n in pruned else torch.ones_like(whole[n], dtype=torch.bool)
                     for n in mods if n in pruned or n in whole})
+
+torch.serialization.add_safe_globals([Masks])   # a dict of tensors: safe to rebuild from a file
 
 # %% ../nbs/00_core.ipynb #5d6e1af6
 def global_topk_mask(scores:dict, # name -> saliency tensor (smallest are pruned), in `prunable_weights` order

@@ -40,7 +40,7 @@ def test_masks_round_trip_through_torch_prune_and_a_file(tmp_path):
     net = small_cnn(); x, y = torch.randn(20, 1, 8, 8), torch.randint(0, 5, (20,))
     masks, _ = prune(net, OBD(), 0.5, n_stages=3, data=[(x, y)], n_examples=20, quantities_fn=func_quantities, progress=False)
     torch.save(masks, tmp_path / 'masks.pt')
-    masks2 = torch.load(tmp_path / 'masks.pt', weights_only=False)
+    masks2 = torch.load(tmp_path / 'masks.pt', weights_only=True); assert type(masks2) is Masks
     tp = masks2.to_torch_prune(copy.deepcopy(net))
     torch.save(tp.state_dict(), tmp_path / 'sd.pt')
     fresh = masks.to_torch_prune(small_cnn()); fresh.load_state_dict(torch.load(tmp_path / 'sd.pt'))
