@@ -194,21 +194,26 @@ def global_topk_mask(scores:dict, # name -> saliency tensor (smallest are pruned
     k = _as_int(k, 'k')
     sizes = [scores[n].numel() for n in names]; total = sum(sizes)
     if not 0 <= k <= total: raise ValueError(f"k={k} must be between 0 and the number of weights {total}.")
+    n_done = 0
     if masks is not None:
         if set(masks) != set(names): raise ValueError(f"Masks {list(masks)} and scores {names} name different weights.")
-        masks = Masks(masks).check_shapes(scores)
-        if k < masks.n_pruned: raise ValueError(f"k={k} is fewer than the {masks.n_pruned} weights already pruned: masks only grow.")
+        masks = Masks(masks).check_shapes(scores); n_done = masks.n_pruned
+        if k < n_done: raise ValueError(f"k={k} is fewer than the {n_done} weights already pruned: masks only grow.")
     dev = scores[names[0]].device if names else torch.device('cpu')
     dt = torch.float64 if any(scores[n].dtype == torch.float64 for n in names) else torch.float32   # holds every score exactly
     buf = torch.empty(total, dtype=dt, device=dev)
-    bad = []
+    ninf = torch.tensor(float('-inf'), dtype=dt, device=dev)
     for n, chunk in zip(names, buf.split(sizes)):
-        chunk.copy_(scores[n].detach().reshape(-1))                  # copy_ converts dtype and device
-        keep = masks[n].reshape(-1).to(dev) if masks is not None else None
-        wrong = torch.isnan(chunk) | (chunk == float('-inf'))        # −∞ would pass for an already-pruned weight
-        if bool((wrong & keep).any() if keep is not None else wrong.any()): bad.append(n)
-        if keep is not None: chunk.masked_fill_(~keep, float('-inf'))
-    if bad: raise ValueError(f"NaN or -inf in the scores of {bad}: check the gradient / curvature estimates.")
+        s = scores[n].detach().reshape(-1).to(dev, dt)
+        if masks is None: chunk.copy_(s)
+        else: torch.where(masks[n].reshape(-1).to(dev), s, ninf, out=chunk)
+    # a NaN, or a −∞ that would pass for an already-pruned weight, among the weights still kept: two passes when all is well
+    if bool(torch.isnan(buf).any()) or int((buf == float('-inf')).sum()) != n_done:
+        def wrong(n):
+            s = scores[n].detach(); w = s.isnan() | (s == float('-inf'))
+            return bool((w & masks[n].to(s.device)).any() if masks is not None else w.any())
+        bad = [n for n in names if wrong(n)]
+        raise ValueError(f"NaN or -inf in the scores of {bad}: check the gradient / curvature estimates.")
     prune = torch.zeros(total, dtype=torch.bool, device=dev)
     if k > 0:
         t = buf.kthvalue(k).values

@@ -31,7 +31,7 @@ class Criterion:
     def __repr__(self): return f"{self.name}(lam={self.lam:g})"
 
     def _gd(self, w:Tensor, g:Tensor|None, d:Tensor|None, name:str|None=None):
-        "The w, g and d this criterion uses, checked, in the dtype the saliency is computed in (at least float32)."
+        "The w, g and d this criterion uses (type and shape checked) in the dtype the saliency is computed in (≥ float32), and `name`."
         if self.needs_grad and g is None: raise ValueError(f"{self.name} needs the gradient g; got None.")
         if self.needs_ggn and d is None: raise ValueError(f"{self.name} needs the diagonal GGN d; got None.")
         g, d = (g if self.needs_grad else None), (d if self.needs_ggn else None)
@@ -41,23 +41,31 @@ class Criterion:
             if not isinstance(t, Tensor) or not t.is_floating_point():
                 raise TypeError(f"The {what}{of} must be a floating-point tensor, got {getattr(t, 'dtype', type(t).__name__)}.")
             if t.shape != w.shape: raise ValueError(f"The {what}{of} has shape {tuple(t.shape)}, the weights {tuple(w.shape)}.")
-            if not bool(torch.isfinite(t).all()):
-                raise ValueError(f"NaN or infinite value(s) in the {what}{of} ({int((~torch.isfinite(t)).sum())} of {t.numel()}): "
-                                 + ("pruning needs finite weights." if what == 'weights' else "check the gradient / curvature estimates."))
         dt = reduce(torch.promote_types, [t.dtype for _, t in ts], torch.float32)   # half types would merge ranks
         w, g, d = [None if t is None else t.to(w.device, dt) for t in (w, g, d)]
-        return w, g, d
+        return w, g, d, name
 
-    def _model(self, w:Tensor, g:Tensor|None, d:Tensor|None) -> Tensor:
+    @staticmethod
+    def _finite(out:Tensor, w:Tensor, g:Tensor|None, d:Tensor|None, name:str|None) -> Tensor:
+        "`out`, after naming the input that made it NaN or infinite (one pass over `out` when all is well)."
+        if bool(torch.isfinite(out).all()): return out
+        of = f" of '{name}'" if name else ''
+        for what, t in (('weights', w), ('gradient', g), ('diagonal GGN', d)):
+            if t is not None and not bool(torch.isfinite(t).all()):
+                raise ValueError(f"NaN or infinite value(s) in the {what}{of} ({int((~torch.isfinite(t)).sum())} of {t.numel()}): "
+                                 + ("pruning needs finite weights." if what == 'weights' else "check the gradient / curvature estimates."))
+        return out                                                    # finite inputs, overflow: +∞ ranks last, as it should
+
+    def _model(self, w:Tensor, g:Tensor|None, d:Tensor|None, name:str|None=None) -> Tensor:
         "m_k = −g_k θ_k + ½ d_k θ_k² on checked inputs; the inputs are never written."
         if d is not None: m = (d * w).mul_(w).mul_(0.5)              # few passes, one allocation: used on millions of weights
         elif self.needs_grad: m = torch.zeros_like(w)
         else: m = (w * w).mul_(0.5)                                   # MP: d = 1
         if g is not None: m.addcmul_(g, w, value=-1.)
-        return m
+        return self._finite(m, w, g, d, name)
 
-    def _saliency(self, w:Tensor, g:Tensor|None, d:Tensor|None) -> Tensor:
-        s = self._model(w, g, d).abs_()
+    def _saliency(self, w:Tensor, g:Tensor|None, d:Tensor|None, name:str|None=None) -> Tensor:
+        s = self._model(w, g, d, name).abs_()
         return s.addcmul_(w, w, value=self.lam / 2) if self.lam else s
 
     def loss_model(self, w:Tensor, # weights θ (the step is Δθ = −θ)
