@@ -6,14 +6,16 @@ Docs: https://pruneloss.github.io/pruneloss/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #fd76d588
 from __future__ import annotations
-import numbers, operator, random
+import contextlib, numbers, operator, os, random, re, tempfile
+from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
 # %% auto #0
-__all__ = ['PRUNABLE_TYPES', 'prunable_modules', 'prunable_weights', 'n_prunable', 'set_seed', 'get_device', 'Masks',
+__all__ = ['PRUNABLE_TYPES', 'PRECISIONS', 'prunable_modules', 'prunable_weights', 'n_prunable', 'set_seed', 'get_device',
+           'cpu_has_bf16', 'autocast_dtype', 'precision_name', 'plain_data', 'atomic_save', 'safe_load', 'Masks',
            'global_topk_mask', 'evaluate']
 
 # %% ../nbs/00_core.ipynb #b3f47636
@@ -67,11 +69,96 @@ def set_seed(seed:int, # the seed for Python, NumPy and torch (CPU and CUDA)
 
 def get_device(device=None, # a device, a string such as "cpu" or "cuda:0", or None for the best available
               ) -> torch.device:
-    "The device to run on: `device` if given, else CUDA when available, else Apple MPS, else CPU."
-    if device is not None: return torch.device(device)
-    if torch.cuda.is_available(): return torch.device('cuda')
-    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
-    return torch.device('cpu')
+    "The device to run on: `device` if given (checked to exist here), else CUDA when available, else Apple MPS, else CPU."
+    if device is None:
+        if torch.cuda.is_available(): return torch.device('cuda')
+        if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
+        return torch.device('cpu')
+    try: dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"Unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'mps'.") from None
+    if dev.type == 'cuda':
+        if not torch.cuda.is_available(): raise ValueError(f"Device {device!r} asked for, but CUDA is not available here: use 'cpu'.")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"Device {device!r} asked for, but this machine has {torch.cuda.device_count()} CUDA device(s).")
+    if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()):
+        raise ValueError(f"Device {device!r} asked for, but Apple MPS is not available here: use 'cpu'.")
+    return dev
+
+# %% ../nbs/00_core.ipynb #95a1e6ac
+PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
+
+def cpu_has_bf16() -> bool:
+    "Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), so bfloat16 autocast is faster than float32."
+    return any(bool(getattr(torch.cpu, f, lambda: False)()) for f in ('_is_avx512_bf16_supported', '_is_amx_tile_supported'))
+
+def autocast_dtype(precision:str='auto', # 'auto', 'fp32', 'bf16' or 'fp16'
+                   device=None, # the training device (default: the best available)
+                  ) -> torch.dtype|None:
+    "The autocast dtype that `precision` means on `device` (None: plain float32)."
+    if precision not in PRECISIONS: raise ValueError(f"Unknown precision {precision!r}; choose one of {PRECISIONS}.")
+    dev = get_device(device)
+    if precision == 'fp32' or dev.type not in ('cpu', 'cuda'): return None
+    if precision == 'auto':
+        if dev.type == 'cuda': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cpu_has_bf16() else None
+    if precision == 'bf16' and dev.type == 'cuda' and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"This GPU ({torch.cuda.get_device_name(dev)}) has no bfloat16: use precision='fp16' or 'fp32'.")
+    return torch.bfloat16 if precision == 'bf16' else torch.float16
+
+def precision_name(dtype:torch.dtype|None) -> str:
+    "'fp32', 'bf16' or 'fp16': the name of an autocast dtype (None: no autocast), for the records."
+    return {None: 'fp32', torch.bfloat16: 'bf16', torch.float16: 'fp16'}[dtype]
+
+# %% ../nbs/00_core.ipynb #1914d29f
+def plain_data(o, # what to store: numbers, strings, None, lists, tuples, dicts with str/int keys, tensors
+               where:str='value', # its name, for the error message
+              ):
+    "`o` with NumPy numbers, paths, dtypes and devices made plain Python data (what `safe_load` reads back); TypeError for anything else."
+    if o is None or type(o) in (bool, int, float, str): return o
+    if isinstance(o, np.generic): return o.item()
+    for t in (bool, int, float, str):    # subclasses (torch's version string, enums...) as the plain type
+        if isinstance(o, t): return t(o)
+    if isinstance(o, (Path, torch.dtype, torch.device)): return str(o)
+    if isinstance(o, torch.Tensor): return o.detach().cpu()
+    if isinstance(o, (list, tuple)): return [plain_data(v, f'{where}[{i}]') for i, v in enumerate(o)]
+    if isinstance(o, dict):
+        bad = [k for k in o if not isinstance(k, (str, int))]
+        if bad: raise TypeError(f"{where} has a key {bad[0]!r} of type {type(bad[0]).__name__}: keys must be strings or integers.")
+        return {k: plain_data(v, f'{where}.{k}') for k, v in o.items()}
+    raise TypeError(f"{where} is a {type(o).__name__}: only numbers, strings, lists, dicts and tensors can be stored "
+                    "(files are loaded with weights_only=True).")
+
+def atomic_save(obj, # what to save (plain data and tensors, see `plain_data`)
+                path, # the file; its folder is created
+               ) -> Path:
+    "`torch.save(obj, path)` through a temporary file in the same folder and a rename: never a truncated file."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f); f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True); raise
+    return path
+
+def safe_load(path, # a file written by `torch.save`
+              what:str='file', # what it should be, for the messages: 'checkpoint', 'masks file'...
+             ):
+    "Load `path` with `weights_only=True` (tensors and plain data only); a one-line ValueError for any unreadable or unsafe file."
+    path = Path(path)
+    if not path.exists(): raise FileNotFoundError(f"No {what} {path}.")
+    if path.is_dir(): raise ValueError(f"{path} is a folder, not a {what}.")
+    try: return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:    # whatever a malformed file makes the unpickler raise
+        msg = str(e)
+        if 'Unsupported global' in msg or 'Weights only load failed' in msg:
+            m = re.search(r'GLOBAL ([\w.]+)', msg); why = m.group(1) if m else msg.strip().splitlines()[0]
+            raise ValueError(f"{path} is not a safe {what}: it holds objects other than tensors and plain data ({why}); "
+                             "refused without running anything from it.") from None
+        raise ValueError(f"{path} is not a readable {what} (truncated, or not written by torch.save): "
+                         f"{type(e).__name__}: {' '.join(msg.split())[:200]}") from None
 
 # %% ../nbs/00_core.ipynb #019e1237
 def _as_int(x, name:str) -> int:
@@ -226,18 +313,23 @@ def global_topk_mask(scores:dict, # name -> saliency tensor (smallest are pruned
 
 # %% ../nbs/00_core.ipynb #1fea76ff
 def evaluate(model:nn.Module, dl, # a network and a DataLoader of (x, y) batches
+             precision:str='auto', # logits in this precision (see `autocast_dtype`); the loss is summed in float32 or wider
             ) -> dict:
-    "Mean cross-entropy and error rate of `model` (in eval mode) over `dl`."
+    "Mean cross-entropy and error rate of `model` (eval mode, `torch.inference_mode`) over `dl`."
     was_training = model.training; model.eval()
-    dev = next(model.parameters()).device
+    p = next(model.parameters()); dev = p.device
+    dt = autocast_dtype(precision, dev) if p.dtype == torch.float32 else None   # float64 or half models run in their own dtype
+    ctx = torch.autocast(dev.type, dtype=dt) if dt is not None else contextlib.nullcontext()
     loss, err, n = 0., 0, 0
     try:
-        with torch.no_grad():
+        with torch.inference_mode(), ctx:
             for xb, yb in dl:
                 xb, yb = xb.to(dev), yb.to(dev)
+                if xb.is_floating_point(): xb = xb.to(p.dtype)
                 out = model(xb)
+                if out.dtype in (torch.float16, torch.bfloat16): out = out.float()
                 loss += nn.functional.cross_entropy(out, yb, reduction='sum').item()
                 err += (out.argmax(1) != yb).sum().item(); n += len(yb)
     finally: model.train(was_training)
+    if n == 0: raise ValueError("evaluate: the data gave no examples.")
     return dict(loss=loss / n, error=err / n)
-
