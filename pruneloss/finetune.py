@@ -150,15 +150,21 @@ def precision_cbs(model:nn.Module, # the network to train
 # %% ../nbs/06_finetune.ipynb #18d357e6
 class PaperLearner(Learner):
     "fastai's `Learner`, dispatching each event only to the callbacks that handle it (in the same order, through `Callback.__call__`)."
+    def __call__(self, event_name):
+        for e in ([event_name] if isinstance(event_name, str) else event_name): self._call_one(e)
     def _call_one(self, event_name):
         if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
-        key = (event_name, tuple((cb, cb.order) for cb in self.cbs))
         cache = self.__dict__.setdefault('_handlers', {})
+        key = (event_name, len(self.cbs), self.__dict__.get('_cbs_version', 0))
         cbs = cache.get(key)
         if cbs is None:
             if len(cache) > 256: cache.clear()
             cbs = cache[key] = [cb for cb in self.cbs.sorted('order') if event_name == 'after_fit' or _handles(cb, event_name)]
         for cb in cbs: cb(event_name)
+    def add_cb(self, cb):
+        self.__dict__['_cbs_version'] = self.__dict__.get('_cbs_version', 0) + 1; return super().add_cb(cb)
+    def remove_cb(self, cb):
+        self.__dict__['_cbs_version'] = self.__dict__.get('_cbs_version', 0) + 1; return super().remove_cb(cb)
 
 def _handles(cb, event_name) -> bool:
     "Whether `cb` has its own handler for `event_name` (in its class or set on the instance), rather than fastai's no-op lookup."
