@@ -6,12 +6,15 @@ Docs: https://pruneloss.github.io/pruneloss/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #fd76d588
 from __future__ import annotations
-import contextlib, numbers, operator, os, random, re, tempfile
+import contextlib, numbers, operator, os, random, re, tempfile, warnings
 from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
+
+# fastai's import runs `torch.jit.script`, which recent torch deprecates with a FutureWarning on every import: not ours to show
+warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning)
 
 # %% auto #0
 __all__ = ['PRUNABLE_TYPES', 'PRECISIONS', 'prunable_modules', 'prunable_weights', 'n_prunable', 'set_seed', 'get_device',
@@ -153,7 +156,7 @@ def safe_load(path, # a file written by `torch.save`
     try: return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:    # whatever a malformed file makes the unpickler raise
         msg = str(e)
-        if 'Unsupported global' in msg or 'Weights only load failed' in msg:
+        if 'Unsupported global' in msg:
             m = re.search(r'GLOBAL ([\w.]+)', msg); why = m.group(1) if m else msg.strip().splitlines()[0]
             raise ValueError(f"{path} is not a safe {what}: it holds objects other than tensors and plain data ({why}); "
                              "refused without running anything from it.") from None
