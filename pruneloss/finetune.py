@@ -6,23 +6,29 @@ Docs: https://pruneloss.github.io/pruneloss/finetune.html.md"""
 
 # %% ../nbs/06_finetune.ipynb #4dcec3bc
 from __future__ import annotations
-import copy, time, platform
+import copy, os, re, time, platform, random, tempfile
 from dataclasses import dataclass, asdict, replace
 from functools import partial
 from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from fastai.learner import Learner
+from fastcore.foundation import L
+from fastai.learner import Learner, Recorder
+from fastai.callback.core import event
 from fastai.callback.core import Callback
+from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.tracker import TrackerCallback
-from fastai.optimizer import SGD
+from fastai.optimizer import OptimWrapper
 from fastai.metrics import error_rate
+from fastai.torch_core import set_seed
 from .core import get_device, prunable_weights, evaluate
 from .models import get_model
 
 # %% auto #0
-__all__ = ['PAPER_RECIPES', 'Recipe', 'StepLR', 'KeepBest', 'paper_learner', 'MaskCallback', 'versions', 'save_checkpoint',
+__all__ = ['PAPER_RECIPES', 'PRECISIONS', 'Recipe', 'StepLR', 'KeepBest', 'SeedRun', 'LeanRecorder', 'cpu_has_bf16',
+           'autocast_dtype', 'DeviceAutocast', 'ChannelsLast', 'precision_cbs', 'precision_name', 'PaperLearner',
+           'paper_learner', 'MaskCallback', 'versions', 'plain_data', 'atomic_save', 'safe_load', 'save_checkpoint',
            'load_checkpoint', 'fit_recipe', 'train_dense', 'finetune']
 
 # %% ../nbs/06_finetune.ipynb #8f06100c
@@ -65,7 +71,123 @@ class KeepBest(TrackerCallback):
         super().after_fit()
         if self.best_state is not None: self.model.load_state_dict(self.best_state)
 
+# %% ../nbs/06_finetune.ipynb #fe97ed41
+class SeedRun(Callback):
+    "Reseed Python, NumPy, torch and every loader's shuffling when a fit starts, so the fit is a function of `seed`."
+    order = -20   # before any callback that draws a random number
+    def __init__(self, seed:int): # the run's seed
+        self.seed = seed
+    def before_fit(self):
+        set_seed(self.seed, reproducible=True)
+        for i, dl in enumerate(self.dls.loaders): dl.rng = random.Random(self.seed + i)
+
+# %% ../nbs/06_finetune.ipynb #9c652038
+class LeanRecorder(Recorder):
+    "fastai's `Recorder` that keeps the per-batch training losses as Python floats (converted every `flush` batches)."
+    def __init__(self, *args, flush:int=64, # convert the losses to floats in blocks of this many batches
+                 **kwargs):
+        super().__init__(*args, **kwargs); self.flush = flush
+    @property
+    def name(self): return 'recorder'   # the slot fastai's callbacks and `Learner` methods look for
+    def before_fit(self): super().before_fit(); self._n_float = 0
+    def _to_floats(self):
+        tail = self.losses[self._n_float:]
+        if tail: self.losses[self._n_float:] = torch.stack([torch.as_tensor(v).float() for v in tail]).tolist()
+        self._n_float = len(self.losses)
+    def after_batch(self):
+        if not (self.training and len(self.yb)) or self.train_metrics: super().after_batch()
+        else:   # fastai's training branch, leaner: the smoothed loss stays on the device (no copy to the host per batch)
+            sl = self.smooth_loss; sl.count += 1
+            loss = self.learn.loss.detach(); sl.val = torch.lerp(loss.mean().float(), sl.val.to(loss.device), sl.beta)
+            opt = self.opt.opt if isinstance(self.opt, OptimWrapper) else self.opt
+            self.lrs.append(opt.param_groups[-1]['lr'] if isinstance(opt, torch.optim.Optimizer) else opt.hypers[-1]['lr'])
+            self.losses.append(sl.value); self.learn.smooth_loss = self.losses[-1]
+        if len(self.losses) - self._n_float >= self.flush: self._to_floats()
+    def after_epoch(self): self._to_floats(); super().after_epoch()
+    def after_fit(self): self._to_floats()
+
+# %% ../nbs/06_finetune.ipynb #9b51a31a
+PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
+
+def cpu_has_bf16() -> bool:
+    "Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), so bfloat16 autocast is faster than float32."
+    return any(bool(getattr(torch.cpu, f, lambda: False)()) for f in ('_is_avx512_bf16_supported', '_is_amx_tile_supported'))
+
+def autocast_dtype(precision:str='auto', # 'auto', 'fp32', 'bf16' or 'fp16'
+                   device=None, # the training device (default: the best available)
+                  ) -> torch.dtype|None:
+    "The autocast dtype that `precision` means on `device` (None: plain float32)."
+    if precision not in PRECISIONS: raise ValueError(f"Unknown precision {precision!r}; choose one of {PRECISIONS}.")
+    dev = get_device(device)
+    if precision == 'fp32' or dev.type not in ('cpu', 'cuda'): return None
+    if precision == 'auto':
+        if dev.type == 'cuda': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cpu_has_bf16() else None
+    if precision == 'bf16' and dev.type == 'cuda' and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"This GPU ({torch.cuda.get_device_name(dev)}) has no bfloat16: use precision='fp16' or 'fp32'.")
+    return torch.bfloat16 if precision == 'bf16' else torch.float16
+
+class DeviceAutocast(MixedPrecision):
+    "fastai's `MixedPrecision` on the learner's device, CPU or CUDA: autocast to `dtype`, a gradient scaler for float16 only."
+    def __init__(self, dtype:torch.dtype=torch.bfloat16): # torch.bfloat16 or torch.float16
+        if dtype not in (torch.bfloat16, torch.float16): raise ValueError(f"Autocast to bfloat16 or float16, got {dtype}.")
+        super().__init__(amp_mode='bf16' if dtype == torch.bfloat16 else 'fp16'); self.dtype = dtype
+    def before_fit(self):
+        dev = next(self.model.parameters()).device
+        self.scaling = self.dtype == torch.float16
+        self.autocast = torch.autocast(dev.type, dtype=self.dtype)
+        self.learn.scaler = torch.amp.GradScaler(dev.type, enabled=self.scaling)
+        self.scales = L()
+    def before_backward(self):
+        if self.scaling: super().before_backward()
+    def before_step(self):
+        if not self.scaling: return
+        super().before_step(); self.scales = self.scales[-1:]   # keep the current scale only: memory stays flat
+    def after_step(self):
+        if self.scaling: super().after_step()
+
+def _has_conv(model): return any(isinstance(m, (nn.Conv2d, nn.Conv3d)) for m in model.modules())
+
+class ChannelsLast(Callback):
+    "Train a convolutional network in `channels_last` memory layout (inputs included); back to the default layout after."
+    order = -10
+    def before_fit(self): self.learn.model = self.model.to(memory_format=torch.channels_last)
+    def before_batch(self):
+        self.learn.xb = tuple(x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x for x in self.xb)
+    def after_fit(self): self.learn.model = self.model.to(memory_format=torch.contiguous_format)
+
+def precision_cbs(model:nn.Module, # the network to train
+                  precision:str='auto', # 'auto', 'fp32', 'bf16' or 'fp16' (see `autocast_dtype`)
+                  channels_last:bool|None=None, # None: for convolutional networks trained in mixed precision
+                  device=None, # the training device (default: the model's)
+                 ) -> list:
+    "The callbacks that train `model` in `precision` (and `channels_last` layout where it pays)."
+    dev = get_device(device if device is not None else next(model.parameters()).device)
+    dt = autocast_dtype(precision, dev)
+    if channels_last is None: channels_last = dt is not None and _has_conv(model)
+    return ([DeviceAutocast(dt)] if dt is not None else []) + ([ChannelsLast()] if channels_last and _has_conv(model) else [])
+
+def precision_name(dtype:torch.dtype|None) -> str:
+    "'fp32', 'bf16' or 'fp16': the name of an autocast dtype (None: no autocast), for the records."
+    return {None: 'fp32', torch.bfloat16: 'bf16', torch.float16: 'fp16'}[dtype]
+
 # %% ../nbs/06_finetune.ipynb #18d357e6
+class PaperLearner(Learner):
+    "fastai's `Learner`, dispatching each event only to the callbacks that handle it (in the same order, through `Callback.__call__`)."
+    def _call_one(self, event_name):
+        if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
+        key = (event_name, tuple((cb, cb.order) for cb in self.cbs))
+        cache = self.__dict__.setdefault('_handlers', {})
+        cbs = cache.get(key)
+        if cbs is None:
+            if len(cache) > 256: cache.clear()
+            cbs = cache[key] = [cb for cb in self.cbs.sorted('order') if event_name == 'after_fit' or _handles(cb, event_name)]
+        for cb in cbs: cb(event_name)
+
+def _handles(cb, event_name) -> bool:
+    "Whether `cb` has its own handler for `event_name` (in its class or set on the instance), rather than fastai's no-op lookup."
+    return event_name in vars(cb) or any(event_name in vars(k) for k in type(cb).__mro__ if k not in (Callback, object))
+
 def paper_learner(dls, # `DataLoaders` (e.g. `mnist_dls()`); index 2, if present, is the test set
                   model:nn.Module, # the network
                   recipe:Recipe|str='MLP', # a `Recipe`, or the name of one of `PAPER_RECIPES`
@@ -73,6 +195,9 @@ def paper_learner(dls, # `DataLoaders` (e.g. `mnist_dls()`); index 2, if present
                   keep_best:bool=True, # load the best-validation epoch's weights after fitting
                   cbs=None, # extra fastai callbacks
                   opt_func=None, # an optimiser in place of the paper's SGD (the recipe's lr and wd still apply)
+                  seed:int|None=None, # reseed every generator a fit draws from when it starts (`SeedRun`; None: don't)
+                  precision:str='auto', # 'auto', 'fp32', 'bf16' or 'fp16' (see `autocast_dtype`)
+                  channels_last:bool|None=None, # memory layout of convolutional networks (None: where it pays)
                   **kwargs # passed to `Learner`
                  ) -> Learner:
     "A fastai `Learner` for `model` with the paper's SGD (momentum, L2 weight decay), step schedule and best-epoch tracking."
@@ -80,11 +205,18 @@ def paper_learner(dls, # `DataLoaders` (e.g. `mnist_dls()`); index 2, if present
         if recipe not in PAPER_RECIPES: raise ValueError(f"Unknown recipe {recipe!r}; choose one of {sorted(PAPER_RECIPES)} or pass a Recipe.")
         recipe = PAPER_RECIPES[recipe]
     if epochs is not None: recipe = replace(recipe, epochs=epochs)
-    cbs = [StepLR(recipe)] + ([KeepBest()] if keep_best else []) + list(cbs or [])
-    opt_func = opt_func or partial(SGD, mom=recipe.mom, decouple_wd=False)
-    learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=opt_func,
+    dev = getattr(dls, 'device', None) or next(model.parameters()).device
+    cbs = ([StepLR(recipe)] + ([KeepBest()] if keep_best else []) + ([SeedRun(seed)] if seed is not None else [])
+           + precision_cbs(model, precision, channels_last, dev) + list(cbs or []))
+    opt_func = opt_func or partial(OptimWrapper, opt=torch.optim.SGD, momentum=recipe.mom)
+    learn = PaperLearner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=opt_func,
                     lr=recipe.lr, wd=recipe.wd, wd_bn_bias=True, metrics=error_rate, cbs=cbs, **kwargs)
-    learn.recipe = recipe
+    rec = getattr(learn, 'recorder', None)
+    if isinstance(rec, Recorder) and not isinstance(rec, LeanRecorder):
+        learn.remove_cb(rec)
+        learn.add_cb(LeanRecorder(add_time=rec.add_time, train_metrics=rec.train_metrics, valid_metrics=rec.valid_metrics,
+                                  beta=rec.smooth_loss.beta))
+    learn.recipe, learn.precision = recipe, precision_name(autocast_dtype(precision, dev))
     return learn
 
 # %% ../nbs/06_finetune.ipynb #30e99acc
@@ -103,38 +235,92 @@ class MaskCallback(Callback):
     @torch.no_grad()
     def _apply_weights(self): torch._foreach_mul_(self.ps, self.ms)
     def after_step(self): self._apply_weights()
-    def __call__(self, event_name):
-        "Run only our two events: fastai's generic per-event lookups cost more than the masking itself."
-        if event_name == 'after_step': self._apply_weights()
-        elif event_name == 'before_fit': self.before_fit()
 
 # %% ../nbs/06_finetune.ipynb #ceb2c92e
 def versions() -> dict:
     "Versions of Python, torch, torchvision, fastai and pruneloss, for the record."
     import torchvision, fastai, pruneloss
-    return dict(python=platform.python_version(), torch=torch.__version__, torchvision=torchvision.__version__,
-                fastai=fastai.__version__, pruneloss=pruneloss.__version__)
+    return {k: str(v) for k, v in dict(python=platform.python_version(), torch=torch.__version__, torchvision=torchvision.__version__,
+                                       fastai=fastai.__version__, pruneloss=pruneloss.__version__).items()}
+
+def plain_data(o, # what to store: numbers, strings, None, lists, tuples, dicts with str/int keys, tensors
+               where:str='value', # its name, for the error message
+              ):
+    "`o` with NumPy numbers, paths, dtypes and devices made plain Python data (what `safe_load` reads back); TypeError for anything else."
+    if o is None or type(o) in (bool, int, float, str): return o
+    if isinstance(o, np.generic): return o.item()
+    for t in (bool, int, float, str):    # subclasses (torch's version string, enums...) as the plain type
+        if isinstance(o, t): return t(o)
+    if isinstance(o, (Path, torch.dtype, torch.device)): return str(o)
+    if isinstance(o, torch.Tensor): return o.detach().cpu()
+    if isinstance(o, (list, tuple)): return [plain_data(v, f'{where}[{i}]') for i, v in enumerate(o)]
+    if isinstance(o, dict):
+        bad = [k for k in o if not isinstance(k, (str, int))]
+        if bad: raise TypeError(f"{where} has a key {bad[0]!r} of type {type(bad[0]).__name__}: keys must be strings or integers.")
+        return {k: plain_data(v, f'{where}.{k}') for k, v in o.items()}
+    raise TypeError(f"{where} is a {type(o).__name__}: only numbers, strings, lists, dicts and tensors can be stored "
+                    "(files are loaded with weights_only=True).")
+
+def atomic_save(obj, # what to save (plain data and tensors, see `plain_data`)
+                path, # the file; its folder is created
+               ) -> Path:
+    "`torch.save(obj, path)` through a temporary file in the same folder and a rename: never a truncated file."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f); f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True); raise
+    return path
+
+def safe_load(path, # a file written by `torch.save`
+              what:str='file', # what it should be, for the messages: 'checkpoint', 'masks file'...
+             ):
+    "Load `path` with `weights_only=True` (tensors and plain data only); a one-line ValueError for any unreadable or unsafe file."
+    path = Path(path)
+    if not path.exists(): raise FileNotFoundError(f"No {what} {path}.")
+    if path.is_dir(): raise ValueError(f"{path} is a folder, not a {what}.")
+    try: return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:    # whatever a malformed file makes the unpickler raise
+        msg = str(e)
+        if 'Unsupported global' in msg or 'Weights only load failed' in msg:
+            m = re.search(r'GLOBAL ([\w.]+)', msg); why = m.group(1) if m else msg.strip().splitlines()[0]
+            raise ValueError(f"{path} is not a safe {what}: it holds objects other than tensors and plain data ({why}); "
+                             "refused without running anything from it.") from None
+        raise ValueError(f"{path} is not a readable {what} (truncated, or not written by torch.save): "
+                         f"{type(e).__name__}: {' '.join(msg.split())[:200]}") from None
 
 def save_checkpoint(path, # file to write (parent folders are created)
                     model:nn.Module, # the network; its class must be one of `MODELS` unless `arch` is given
                     arch:str|None=None, # the architecture's name in `MODELS` (default: the model's class name)
                     arch_kwargs:dict|None=None, # keyword arguments to rebuild it
-                    **config # anything else worth keeping: recipe, data, seed, metrics...
+                    **config # anything else worth keeping (plain data): recipe, data, seed, metrics...
                    ) -> Path:
-    "Save `model`'s weights with the configuration that produced them (written atomically)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = dict(arch=arch or type(model).__name__, arch_kwargs=arch_kwargs or {}, config=config, versions=versions(),
-                state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()})
-    tmp = path.with_name(path.name + '.tmp'); torch.save(ckpt, tmp); tmp.replace(path)
-    return path
+    "Save `model`'s weights with the configuration that produced them (plain data, written atomically)."
+    ckpt = dict(arch=arch or type(model).__name__, arch_kwargs=plain_data(arch_kwargs or {}, 'arch_kwargs'),
+                config=plain_data(config, 'config'), versions=versions(),
+                state_dict={k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+    return atomic_save(ckpt, path)
 
 def load_checkpoint(path, # a file written by `save_checkpoint`
                     device=None, # where to put the model (default: CUDA if available, else CPU)
                    ) -> tuple[nn.Module, dict]:
     "Rebuild the model of a checkpoint and return it (eval mode) with the checkpoint's dict (config, versions...)."
-    ckpt = torch.load(path, map_location='cpu', weights_only=False)
-    model = get_model(ckpt['arch'], **ckpt['arch_kwargs'])
-    model.load_state_dict(ckpt['state_dict'])
+    ckpt = safe_load(path, 'checkpoint')
+    if not isinstance(ckpt, dict) or not {'arch', 'state_dict'} <= set(ckpt):
+        found = sorted(map(str, ckpt))[:6] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ValueError(f"{path} is not a pruneloss checkpoint (a dict with 'arch' and 'state_dict', as save_checkpoint "
+                         f"writes); found {found}.")
+    sd, kw = ckpt['state_dict'], ckpt.get('arch_kwargs') or {}
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()) or not isinstance(kw, dict):
+        raise ValueError(f"{path}: 'state_dict' must map names to tensors and 'arch_kwargs' must be a dict.")
+    try: model = get_model(ckpt['arch'], **kw)
+    except (TypeError, ValueError) as e: raise ValueError(f"{path}: cannot build {ckpt['arch']!r} with {kw}: {e}") from None
+    try: model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise ValueError(f"{path}: the weights do not fit {ckpt['arch']}: " + ' '.join(str(e).split())[:400]) from None
     return model.to(get_device(device)).eval(), {k: v for k, v in ckpt.items() if k != 'state_dict'}
 
 # %% ../nbs/06_finetune.ipynb #3b2861c2
@@ -148,24 +334,24 @@ def fit_recipe(learn:Learner, # a `paper_learner` (with `KeepBest`)
         with learn.no_bar(), learn.no_logging(): learn.fit(learn.recipe.epochs)
     kb = learn.cbs.filter(lambda c: isinstance(c, KeepBest))[0]
     model, dls = learn.model.eval(), learn.dls
-    rec = dict(recipe=asdict(learn.recipe), best_epoch=kb.best_epoch, seconds=time.perf_counter() - t0,
-               valid=evaluate(model, dls.valid))
+    rec = dict(recipe=asdict(learn.recipe), precision=getattr(learn, 'precision', 'fp32'), best_epoch=kb.best_epoch,
+               seconds=time.perf_counter() - t0, valid=evaluate(model, dls.valid))
     if len(dls.loaders) > 2: rec['test'] = evaluate(model, dls.loaders[2])
     return model, rec
 
 def train_dense(arch:str, # 'MLP', 'VGG11' or 'PreActResNet18'
                 dls, # the matching `DataLoaders` (`mnist_dls` / `cifar10_dls`)
-                seed:int=1111, # seed of the weights' initialisation and the batch order
+                seed:int=1111, # seed of the weights' initialisation, the batch order and the augmentation
                 epochs:int|None=None, # override the paper's number of epochs
                 path=None, # save a checkpoint there when given
                 recipe:Recipe|None=None, # override the paper's recipe
                 show_progress:bool=True, # fastprogress bars and the epoch table
+                precision:str='auto', # 'auto', 'fp32', 'bf16' or 'fp16' (see `autocast_dtype`)
                ) -> tuple[nn.Module, dict]:
     "Train the paper's dense `arch` on `dls` with its recipe; return the best-validation model and its record."
-    from pruneloss.core import set_seed
-    set_seed(seed)
+    set_seed(seed, reproducible=True)
     model = get_model(arch)
-    learn = paper_learner(dls, model, recipe or PAPER_RECIPES[arch], epochs=epochs)
+    learn = paper_learner(dls, model, recipe or PAPER_RECIPES[arch], epochs=epochs, seed=seed, precision=precision)
     model, fit = fit_recipe(learn, show_progress)
     rec = dict(seed=seed, data=getattr(dls, 'info', {}), device=str(get_device(next(model.parameters()).device)), **fit)
     if path is not None: save_checkpoint(path, model, arch=arch, **rec)
@@ -179,8 +365,10 @@ def finetune(model:nn.Module, # the pruned network (its pruned weights are zeroe
              epochs:int|None=None, # override the recipe's number of epochs
              inplace:bool=False, # fine-tune `model` itself instead of a copy
              show_progress:bool=True, # fastprogress bars and the epoch table
+             seed:int|None=1111, # seed of the batch order and the augmentation (None: the generators as they are)
+             precision:str='auto', # 'auto', 'fp32', 'bf16' or 'fp16' (see `autocast_dtype`)
             ) -> tuple[nn.Module, dict]:
     "Fine-tune a pruned network with the paper's protocol; return it (best-validation epoch) and its record."
     model = model if inplace else copy.deepcopy(model)
-    learn = paper_learner(dls, model, recipe, epochs=epochs, cbs=[MaskCallback(masks)])
+    learn = paper_learner(dls, model, recipe, epochs=epochs, cbs=[MaskCallback(masks)], seed=seed, precision=precision)
     return fit_recipe(learn, show_progress)
