@@ -10,12 +10,13 @@ import argparse, copy, hashlib, os, shutil, sys, tempfile, time, warnings
 from pathlib import Path
 import pandas as pd
 import torch
+warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)   # fastai's import-time noise, on every command
 import pruneloss
 from .core import Masks, set_seed, get_device, n_prunable, evaluate
 from .data import ExampleSampler, DataMissingError
 from .models import MODELS
 from .pruning import prune, sparsity_report
-from .finetune import finetune, load_checkpoint, save_checkpoint
+from .finetune import finetune, load_checkpoint, save_checkpoint, safe_load, atomic_save, plain_data
 from .experiments import (ExperimentConfig, dense_model, dense_key, run_dls, load_configs, run_sweep, ResultStore,
                                    atomic_file, ray_reachable)
 
@@ -69,37 +70,19 @@ def weights_fingerprint(model:torch.nn.Module, # the network
         h.update(f"{k}|{t.dtype}|{tuple(v.shape)}|".encode()); h.update(t.view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
 
-def _plain(v) -> bool:
-    "Whether `v` is data `torch.load(weights_only=True)` reads back: None, bool, int, float, str, tensors, and lists/dicts of them."
-    if v is None or isinstance(v, (bool, int, float, str, torch.Tensor)): return True
-    if isinstance(v, (list, tuple)): return all(_plain(x) for x in v)
-    return isinstance(v, dict) and all(isinstance(k, str) and _plain(x) for k, x in v.items())
-
 def save_masks(path, # the file to write
                masks:dict, # parameter name → bool tensor (True: kept)
                **meta # what they were made for: network, seed, train_epochs, dense_fingerprint, criterion... (plain data only)
               ) -> Path:
     "Write masks and their record to a file that `torch.load(weights_only=True)` reads (data only, no code), atomically."
-    bad = {k: type(v).__name__ for k, v in meta.items() if not _plain(v)}
-    if bad: raise TypeError(f"Masks files hold plain data (str, int, float, bool, None, tensors, lists, dicts); got {bad}.")
-    masks = Masks({n: m.detach().cpu() for n, m in masks.items()})
-    with atomic_file(path) as tmp: torch.save(dict(format=MASKS_FORMAT, version=1, masks=dict(masks), **meta), tmp)
-    return Path(path)
-
-def _why(e:Exception) -> str:
-    "The informative line of a `torch.load` error (its first line is often generic advice)."
-    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-    return next((l for l in lines if 'Unsupported' in l or 'WeightsUnpickler' in l), lines[0] if lines else type(e).__name__)[:200]
+    meta = plain_data(meta, 'the masks record')     # a TypeError, before anything is written, for what weights_only cannot read
+    return atomic_save(dict(format=MASKS_FORMAT, version=1, masks={n: m.detach().cpu() for n, m in masks.items()}, **meta), path)
 
 def load_masks(path, # a file written by `save_masks` (or a plain {name: bool tensor} dict saved with `torch.save`)
               ) -> tuple[Masks, dict]:
     "The masks in `path` and the record saved with them; read as data only, anything else is a `ValueError`."
     p = Path(path)
-    if p.is_dir(): raise ValueError(f"{p} is a folder, not a masks file.")
-    if not p.exists(): raise FileNotFoundError(f"No masks file {p}.")
-    try: d = torch.load(p, map_location='cpu', weights_only=True)   # never unpickles code: a crafted file cannot run anything
-    except OSError: raise
-    except Exception as e: raise ValueError(f"{p} is not a masks file written by `pruneloss prune --out` ({_why(e)}).") from None
+    d = safe_load(p, 'masks file')        # weights_only=True: never unpickles code, so a crafted file cannot run anything
     if isinstance(d, dict) and 'masks' in d: masks, meta = d['masks'], {k: v for k, v in d.items() if k != 'masks'}
     elif isinstance(d, dict) and d and all(isinstance(v, torch.Tensor) for v in d.values()): masks, meta = d, {}
     else: raise ValueError(f"{p} holds a {type(d).__name__}, not masks (a dict with 'masks', as `pruneloss prune --out` writes).")
@@ -146,7 +129,7 @@ def _source_config(a, info:dict|None, source:str) -> ExperimentConfig:
     conf = info.get('config') if isinstance(info.get('config'), dict) else {}
     key = conf.get('key') or conf.get('dense_key') or {}     # a dense checkpoint, or one fine-tuned from it
     return ExperimentConfig(network=info['arch'], seed=key.get('seed', a.seed), train_epochs=key.get('train_epochs'),
-                            n_train=key.get('n_train'), n_eval=key.get('n_eval'))
+                            n_train=key.get('n_train'), n_eval=key.get('n_eval'), precision=key.get('precision', 'auto'))
 
 def _model_and_dls(a, source:str, check=None):
     "A model from a checkpoint file or a network name, with the `DataLoaders` it was trained on; `check(cfg)` runs before any training."
@@ -235,7 +218,7 @@ def cmd_finetune(a):
     refuse(_mismatch(meta, cfg, weights_fingerprint(model)))
     pruned = masks.apply(copy.deepcopy(model))
     before = evaluate(pruned, dls.eval_dl('test'))
-    tuned, rec = finetune(pruned, masks, dls, cfg.network, epochs=a.epochs)
+    tuned, rec = finetune(pruned, masks, dls, cfg.network, epochs=a.epochs, seed=cfg.seed, precision=cfg.precision)
     print(f"test accuracy: {1 - before['error']:.4f} after pruning, {1 - rec['test']['error']:.4f} after fine-tuning "
           f"(best epoch {rec['best_epoch']})")
     if out: print(f"saved to {save_checkpoint(out, tuned, arch=cfg.network, dense_key=dense_key(cfg), finetune=rec, masks=str(a.masks), masks_record=meta)}")
@@ -256,7 +239,7 @@ def cmd_sweep(a):
     mine = pd.Series([st.get(i, 'missing') for i in ids]).value_counts()
     print(f"this sweep's {len(ids)} runs: " + ', '.join(f'{n} {k}' for k, n in mine.items()) + f" (store {a.store}: {len(st)} runs)")
     bad = [i for i in ids if st.get(i) != 'done']
-    for i in bad[:10]: print(f"  {i}: {st.get(i)}: {store.get(i).get('error')}", file=sys.stderr)
+    for i in bad[:10]: print(f"  {i}: {st.get(i)}: {' '.join(str(store.get(i).get('error')).split())[:300]}", file=sys.stderr)
     if bad:
         print(f"pruneloss sweep: {len(bad)} of {len(ids)} runs did not finish; their errors and tracebacks are in the store "
               f"(ResultStore.get); rerun with --retry-failed.", file=sys.stderr)

@@ -14,11 +14,12 @@ import pandas as pd
 import torch
 from fastprogress.fastprogress import progress_bar
 from fastcore.basics import patch
-from .core import get_device, set_seed, evaluate
+from .core import get_device, evaluate
 from .models import MODELS
 from .criteria import CRITERIA
 from .pruning import SCHEDULES, prune
-from .finetune import PAPER_RECIPES, train_dense, finetune, save_checkpoint, load_checkpoint, versions
+from .finetune import (PAPER_RECIPES, PRECISIONS, train_dense, finetune, save_checkpoint, load_checkpoint, versions,
+                                autocast_dtype, precision_name)
 
 # %% auto #0
 __all__ = ['DATASETS', 'ESTIMATORS', 'PAPER_SPARSITY', 'PAPER_LAMBDAS', 'PAPER_STAGES', 'PAPER_SEEDS', 'SMOKE_BUDGETS',
@@ -55,6 +56,8 @@ def _coerce(cls, key, value):
         raise ValueError(f"{key} expects {base.__name__}, got {value!r}.")
     return value
 
+_LATER = dict(precision='auto')   # fields added after results were published: at these values, the runs keep their run_id
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     "Everything that defines one pruning run (SPEC §6); validated on creation."
@@ -74,6 +77,7 @@ class ExperimentConfig:
     finetune_epochs:int|None=None # fine-tuning epochs (None: the paper's recipe again; 0: no fine-tuning)
     n_train:int|None=None # use only n examples of the train split, a fixed random subset (smoke tests; None: all)
     n_eval:int|None=None # use only n examples of valid and of test, fixed random subsets (smoke tests; None: all)
+    precision:str='auto' # training arithmetic: 'auto', 'fp32', 'bf16' or 'fp16' (see `autocast_dtype`)
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)
@@ -87,6 +91,7 @@ class ExperimentConfig:
         set_('criterion', crit)
         if self.schedule not in SCHEDULES: raise ValueError(f"Unknown schedule {self.schedule!r}; choose one of {SCHEDULES}.")
         if self.estimator not in ESTIMATORS: raise ValueError(f"Unknown estimator {self.estimator!r}; choose one of {ESTIMATORS}.")
+        if self.precision not in PRECISIONS: raise ValueError(f"Unknown precision {self.precision!r}; choose one of {PRECISIONS}.")
         if self.sparsity is None: set_('sparsity', PAPER_SPARSITY[self.network])
         if self.example_bs is None: set_('example_bs', 1000 if self.data == 'MNIST' else 100)
         for k in ('train_epochs', 'finetune_epochs'):    # None: the paper's budget, written out (same run, same run_id)
@@ -103,8 +108,9 @@ class ExperimentConfig:
 
     @property
     def run_id(self) -> str:
-        "A stable identifier: a hash of all the fields."
-        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        "A stable identifier: a hash of all the fields (a field added later counts only when it is not at its default)."
+        d = {k: v for k, v in self.to_dict().items() if not (k in _LATER and v == _LATER[k])}
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict: return asdict(self)
 
@@ -318,20 +324,23 @@ def checkpoint_dir(cache=None, # an explicit folder
     from pruneloss.data import cache_dir
     return Path(cache).expanduser() if cache is not None else cache_dir('checkpoints')
 
-def dense_key(cfg:ExperimentConfig) -> dict:
+def dense_key(cfg:ExperimentConfig, # the run
+              device=None, # where it trains (the precision `'auto'` means depends on it)
+             ) -> dict:
     "Everything the dense network of a run and its cached record depend on: the cache key."
     recipe = {k: v for k, v in asdict(PAPER_RECIPES[cfg.network]).items() if k != 'epochs'}
     return dict(network=cfg.network, data=cfg.data, seed=cfg.seed, train_epochs=cfg.train_epochs,
                 n_train=cfg.n_train,   # the examples it is trained on, and measured on
                 n_eval=cfg.n_eval,     # the validation examples pick its best epoch; valid/test metrics are measured on them
-                recipe=recipe)         # the training recipe (a change of the library's recipe is a new network)
+                recipe=recipe,         # the training recipe (a change of the library's recipe is a new network)
+                precision=precision_name(autocast_dtype(cfg.precision, device)))   # resolved: a GPU's bf16 network is not a CPU's fp32 one
 
-def dense_path(cfg:ExperimentConfig, cache=None) -> Path:
-    "Where the dense network of `cfg` is cached: readable fields, then a hash of the whole `dense_key`."
-    k = dense_key(cfg)
+def dense_path(cfg:ExperimentConfig, cache=None, device=None) -> Path:
+    "Where the dense network of `cfg` (trained on `device`) is cached: readable fields, then a hash of the whole `dense_key`."
+    k = dense_key(cfg, device)
     h = hashlib.sha1(json.dumps(k, sort_keys=True).encode()).hexdigest()[:12]
     sub = ''.join(f'-{c}{v}' for c, v in (('n', cfg.n_train), ('v', cfg.n_eval)) if v is not None)
-    return checkpoint_dir(cache)/f"{cfg.network}-{cfg.data}-s{cfg.seed}-e{cfg.train_epochs}{sub}-{h}.pt"
+    return checkpoint_dir(cache)/f"{cfg.network}-{cfg.data}-s{cfg.seed}-e{cfg.train_epochs}{sub}-{k['precision']}-{h}.pt"
 
 @contextlib.contextmanager
 def file_lock(path):
@@ -387,17 +396,18 @@ def dense_model(cfg:ExperimentConfig, # the run (its network, data, seed and tra
                 progress:bool=False, # show training progress
                ) -> tuple[torch.nn.Module, dict]:
     "The trained dense network of `cfg` from the cache, or trained and cached; with its record (metrics, time, `cached`)."
-    path = dense_path(cfg, cache)
+    dev = get_device(device)
+    path, key = dense_path(cfg, cache, dev), dense_key(cfg, dev)
     with file_lock(path.with_name(path.name + '.lock')):
         if path.exists():
-            model, ck = load_checkpoint(path, device=get_device(device))
-            if ck['config'].get('key') != dense_key(cfg):   # a file from another version, or copied in by hand
-                raise ValueError(f"The cached checkpoint {path} was made for {ck['config'].get('key')}, not for {dense_key(cfg)}; "
+            model, ck = load_checkpoint(path, device=dev)
+            if ck['config'].get('key') != key:   # a file from another version, or copied in by hand
+                raise ValueError(f"The cached checkpoint {path} was made for {ck['config'].get('key')}, not for {key}; "
                                  "delete it (it is retrained) or point `cache` elsewhere.")
             return model, dict(ck['config'], cached=True, path=str(path))
-        dls = run_dls(cfg, data_path, device)
-        model, rec = train_dense(cfg.network, dls, seed=cfg.seed, epochs=cfg.train_epochs, show_progress=progress)
-        rec = dict(key=dense_key(cfg), best_epoch=rec['best_epoch'], seconds=rec['seconds'], recipe=rec['recipe'],
+        dls = run_dls(cfg, data_path, dev)
+        model, rec = train_dense(cfg.network, dls, seed=cfg.seed, epochs=cfg.train_epochs, show_progress=progress, precision=cfg.precision)
+        rec = dict(key=key, best_epoch=rec['best_epoch'], seconds=rec['seconds'], recipe=rec['recipe'], precision=rec['precision'],
                    device=rec['device'], metrics=measure(model, dls))
         save_checkpoint(path, model, arch=cfg.network, **rec)
     return model, dict(rec, cached=False, path=str(path))
@@ -421,7 +431,7 @@ def run_experiment(config:ExperimentConfig|dict, # the run
     t0 = time.perf_counter()
     model, drec = dense_model(cfg, cache, data_path, dev, progress)
     rec.update(t_dense=0. if drec['cached'] else time.perf_counter() - t0, dense_cached=drec['cached'],
-               dense_best_epoch=drec.get('best_epoch'), dense_path=drec['path'],
+               dense_best_epoch=drec.get('best_epoch'), dense_path=drec['path'], dense_precision=drec['key']['precision'],
                **{f'dense_{k}': v for k, v in drec['metrics'].items()})
     from pruneloss.data import ExampleSampler
     sampler = ExampleSampler.from_dls(dls, n=min(cfg.n_examples, len(dls.train.dataset)), bs=cfg.example_bs, seed=cfg.seed, device=dev)
@@ -440,16 +450,16 @@ def run_experiment(config:ExperimentConfig|dict, # the run
     t_eval = time.perf_counter() - t0
     ft_epochs = cfg.finetune_epochs
     if ft_epochs > 0:
-        set_seed(cfg.seed)
         t0 = time.perf_counter()
-        model, frec = finetune(model, masks, dls, cfg.network, epochs=ft_epochs, inplace=True, show_progress=progress)
-        rec.update(t_finetune=time.perf_counter() - t0, finetune_best_epoch=frec['best_epoch'])
+        model, frec = finetune(model, masks, dls, cfg.network, epochs=ft_epochs, inplace=True, show_progress=progress,
+                               seed=cfg.seed, precision=cfg.precision)
+        rec.update(t_finetune=time.perf_counter() - t0, finetune_best_epoch=frec['best_epoch'], finetune_precision=frec['precision'])
         t0 = time.perf_counter()
         rec.update({f'finetuned_{k}': v for k, v in measure(model, dls).items()})
         t_eval += time.perf_counter() - t0
         rec['finetuned_sparsity'] = 1 - sum(int((p != 0).sum()) for p in
                                             (dict(model.named_parameters())[n] for n in masks)) / masks.n_total
-    else: rec.update(t_finetune=0., finetune_best_epoch=None)
+    else: rec.update(t_finetune=0., finetune_best_epoch=None, finetune_precision=None)
     rec.update(t_eval=t_eval, t_total=time.perf_counter() - t_start, versions=versions(), device=str(dev),
                device_name=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu',
                host=socket.gethostname(), finished=_now(), status='done')
@@ -784,7 +794,7 @@ def _ray_sweep(todo, store, kwargs, address, progress, num_gpus, num_cpus, retry
         opts = dict(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)
         dense_task, run_task = ray.remote(**opts)(_safe_dense), ray.remote(**opts)(_safe_run)
         free, _ = store._open(todo, retry_before)
-        firsts = {json.dumps(dense_key(c), sort_keys=True): c for c in free}
+        firsts = {(c.network, c.data, c.seed, c.train_epochs, c.n_train, c.n_eval, c.precision): c for c in free}   # one per dense network
         ray.get([dense_task.remote(c.to_dict(), kwargs) for c in firsts.values()])
         def slots():   # as many runs in flight as the cluster has room for: a run is claimed just before it is submitted
             r = ray.cluster_resources()

@@ -85,27 +85,36 @@ def test_two_sweeps_on_one_store_split_the_work(reference):
     assert len(list((d/'ckpt').glob('*.pt'))) == 1 and df.dense_path.nunique() == 1
     assert integrity(d/'runs.sqlite') == 'ok'
 
+def n_done(db:Path) -> int:
+    con = sqlite3.connect(db, timeout=30)
+    try: return con.execute("SELECT count(*) FROM runs WHERE status='done'").fetchone()[0]
+    except sqlite3.OperationalError: return 0
+    finally: con.close()
+
 @needs_script
 def test_killed_at_random_moments_then_resumed(reference, tmp_path, data_path):
-    "SIGKILL a sweep at 3 random moments of its work (dense training included), resume: every value equals the uninterrupted sweep's."
+    "SIGKILL a sweep 3 times at random moments of its work (dense training included), resume: every value equals the uninterrupted sweep's."
     ref_db = reference[0]/'runs.sqlite'
     ref = ResultStore(ref_db).to_df(stage_log=True).set_index('run_id')
     log = ResultStore(ref_db).attempts()
-    work = sum((datetime.fromisoformat(e) - datetime.fromisoformat(c)).total_seconds() for c, e in zip(log.claimed, log.ended))
+    wall = (datetime.fromisoformat(max(log.ended)) - datetime.fromisoformat(min(log.claimed))).total_seconds()
+    per_run = 2 * wall / N_RUNS                     # two sweeps shared the work: about the time of one run in one sweep
     seed = int(os.environ.get('PRUNELOSS_KILL_SEED', time.time_ns() % 10**6))
     rng, db, kills = random.Random(seed), tmp_path/'runs.sqlite', []
-    for _ in range(3):
-        n0, p, t0 = n_attempts(db), sweep(tmp_path, data_path), time.time()
-        while n_attempts(db) == n0 and p.poll() is None:        # wait for its first claim: the work has started
+    for k in range(3):      # the first kill within the first run, which trains the dense network; the others anywhere
+        n0 = n_attempts(db); j = 1 if k == 0 else rng.randint(1, max(1, N_RUNS - (n_done(db) if db.exists() else 0)))
+        p, t0 = sweep(tmp_path, data_path), time.time()
+        while n_attempts(db) < n0 + j and p.poll() is None:    # until its j-th claim: a random run of those left
             assert time.time() - t0 < 300, "the sweep claimed nothing in 5 minutes"
-            time.sleep(0.05)
-        t = rng.uniform(0, work); time.sleep(t)
+            time.sleep(0.02)
+        t = rng.uniform(0, per_run); time.sleep(t)            # then a random moment within about one run
         if p.poll() is None: os.killpg(p.pid, signal.SIGKILL)
-        p.wait(); kills.append((round(t, 2), p.returncode))
+        p.wait(); kills.append((j, round(t, 2), p.returncode))
         assert integrity(db) == 'ok'
+    print(f"one run ≈ {per_run:.1f} s; kills (at claim j, seconds after it, exit status): {kills}; attempts {n_attempts(db)}")
     p = sweep(tmp_path, data_path)
     out = p.communicate(timeout=600)[0].decode()
-    why = f"kills (seconds into the work, exit status): {kills}; PRUNELOSS_KILL_SEED={seed}\n{out}"
+    why = f"kills (at claim j, seconds after it, exit status): {kills}; PRUNELOSS_KILL_SEED={seed}\n{out}"
     assert p.returncode == 0, why
     st = ResultStore(db)
     df = st.to_df(stage_log=True).set_index('run_id')
