@@ -6,13 +6,16 @@ Docs: https://pruneloss.github.io/pruneloss/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #fd76d588
 from __future__ import annotations
-import random
+import contextlib, numbers, operator, os, random, re, tempfile
+from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 # %% auto #0
-__all__ = ['PRUNABLE_TYPES', 'prunable_modules', 'prunable_weights', 'n_prunable', 'set_seed', 'get_device', 'Masks',
+__all__ = ['PRUNABLE_TYPES', 'PRECISIONS', 'prunable_modules', 'prunable_weights', 'n_prunable', 'set_seed', 'get_device',
+           'cpu_has_bf16', 'autocast_dtype', 'precision_name', 'plain_data', 'atomic_save', 'safe_load', 'Masks',
            'global_topk_mask', 'evaluate']
 
 # %% ../nbs/00_core.ipynb #b3f47636
@@ -21,14 +24,37 @@ PRUNABLE_TYPES = (nn.Linear, nn.Conv2d)
 def prunable_modules(model:nn.Module, # the network
                     ) -> dict[str, nn.Module]:
     "The `nn.Linear` and `nn.Conv2d` modules of `model`, keyed by the name of their `weight` parameter."
+    if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     return {(f'{n}.weight' if n else 'weight'): m for n, m in model.named_modules()
             if isinstance(m, PRUNABLE_TYPES) and getattr(m, 'weight', None) is not None}
+
+def _not_a_parameter(model:nn.Module, name:str, m:nn.Module) -> str:
+    "Why the weight of the prunable layer `name` is not a prunable parameter of `model`, and what to do."
+    what = f"Layer '{name[:-len('weight')].rstrip('.')}' ({type(m).__name__})"
+    if hasattr(m, 'weight_orig'):
+        return (f"{what} is pruned with torch.nn.utils.prune (it holds weight_orig and weight_mask): read its masks with "
+                "`Masks.from_torch_prune(model)`, make them permanent with `torch.nn.utils.prune.remove(module, 'weight')`, "
+                "then pass the masks.")
+    if parametrize.is_parametrized(m, 'weight'):
+        return f"{what} has a parametrized weight: remove it with `torch.nn.utils.parametrize.remove_parametrizations` first."
+    if isinstance(m.weight, nn.Parameter):
+        other = next((n for n, p in model.named_parameters() if p is m.weight), '?')
+        return f"{what} shares its weight with '{other}', which is not the weight of a Linear or Conv2d: such a tied weight cannot be pruned."
+    return f"{what}: its weight is a plain {type(m.weight).__name__}, not a parameter of the model, so it cannot be pruned."
+
+def _weights_of(model:nn.Module, mods:dict) -> dict[str, nn.Parameter]:
+    "The parameters that are the weights of `mods` (name -> module) in `named_parameters` order; any other kind of weight is refused."
+    ws = {n: p for n, p in model.named_parameters() if n in mods}
+    ids = {id(p) for p in ws.values()}
+    for n, m in mods.items():    # a weight shared by two prunable layers is one parameter, listed under its first name
+        if n not in ws and not (isinstance(m.weight, nn.Parameter) and id(m.weight) in ids):
+            raise ValueError(_not_a_parameter(model, n, m))
+    return ws
 
 def prunable_weights(model:nn.Module, # the network
                     ) -> dict[str, nn.Parameter]:
     "The prunable weights of `model` (Linear and Conv2d `weight`s) by parameter name, in `named_parameters` order."
-    mods = prunable_modules(model)
-    return {n: p for n, p in model.named_parameters() if n in mods}
+    return _weights_of(model, prunable_modules(model))
 
 def n_prunable(model:nn.Module) -> int:
     "Number of prunable weights D_w."
@@ -43,15 +69,117 @@ def set_seed(seed:int, # the seed for Python, NumPy and torch (CPU and CUDA)
 
 def get_device(device=None, # a device, a string such as "cpu" or "cuda:0", or None for the best available
               ) -> torch.device:
-    "The device to run on: `device` if given, else CUDA when available, else Apple MPS, else CPU."
-    if device is not None: return torch.device(device)
-    if torch.cuda.is_available(): return torch.device('cuda')
-    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
-    return torch.device('cpu')
+    "The device to run on: `device` if given (checked to exist here), else CUDA when available, else Apple MPS, else CPU."
+    if device is None:
+        if torch.cuda.is_available(): return torch.device('cuda')
+        if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
+        return torch.device('cpu')
+    try: dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"Unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'mps'.") from None
+    if dev.type == 'cuda':
+        if not torch.cuda.is_available(): raise ValueError(f"Device {device!r} asked for, but CUDA is not available here: use 'cpu'.")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"Device {device!r} asked for, but this machine has {torch.cuda.device_count()} CUDA device(s).")
+    if dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()):
+        raise ValueError(f"Device {device!r} asked for, but Apple MPS is not available here: use 'cpu'.")
+    return dev
+
+# %% ../nbs/00_core.ipynb #95a1e6ac
+PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
+
+def cpu_has_bf16() -> bool:
+    "Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), so bfloat16 autocast is faster than float32."
+    return any(bool(getattr(torch.cpu, f, lambda: False)()) for f in ('_is_avx512_bf16_supported', '_is_amx_tile_supported'))
+
+def autocast_dtype(precision:str='auto', # 'auto', 'fp32', 'bf16' or 'fp16'
+                   device=None, # the training device (default: the best available)
+                  ) -> torch.dtype|None:
+    "The autocast dtype that `precision` means on `device` (None: plain float32)."
+    if precision not in PRECISIONS: raise ValueError(f"Unknown precision {precision!r}; choose one of {PRECISIONS}.")
+    dev = get_device(device)
+    if precision == 'fp32' or dev.type not in ('cpu', 'cuda'): return None
+    if precision == 'auto':
+        if dev.type == 'cuda': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cpu_has_bf16() else None
+    if precision == 'bf16' and dev.type == 'cuda' and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"This GPU ({torch.cuda.get_device_name(dev)}) has no bfloat16: use precision='fp16' or 'fp32'.")
+    return torch.bfloat16 if precision == 'bf16' else torch.float16
+
+def precision_name(dtype:torch.dtype|None) -> str:
+    "'fp32', 'bf16' or 'fp16': the name of an autocast dtype (None: no autocast), for the records."
+    return {None: 'fp32', torch.bfloat16: 'bf16', torch.float16: 'fp16'}[dtype]
+
+# %% ../nbs/00_core.ipynb #1914d29f
+def plain_data(o, # what to store: numbers, strings, None, lists, tuples, dicts with str/int keys, tensors
+               where:str='value', # its name, for the error message
+              ):
+    "`o` with NumPy numbers, paths, dtypes and devices made plain Python data (what `safe_load` reads back); TypeError for anything else."
+    if o is None or type(o) in (bool, int, float, str): return o
+    if isinstance(o, np.generic): return o.item()
+    for t in (bool, int, float, str):    # subclasses (torch's version string, enums...) as the plain type
+        if isinstance(o, t): return t(o)
+    if isinstance(o, (Path, torch.dtype, torch.device)): return str(o)
+    if isinstance(o, torch.Tensor): return o.detach().cpu()
+    if isinstance(o, (list, tuple)): return [plain_data(v, f'{where}[{i}]') for i, v in enumerate(o)]
+    if isinstance(o, dict):
+        bad = [k for k in o if not isinstance(k, (str, int))]
+        if bad: raise TypeError(f"{where} has a key {bad[0]!r} of type {type(bad[0]).__name__}: keys must be strings or integers.")
+        return {k: plain_data(v, f'{where}.{k}') for k, v in o.items()}
+    raise TypeError(f"{where} is a {type(o).__name__}: only numbers, strings, lists, dicts and tensors can be stored "
+                    "(files are loaded with weights_only=True).")
+
+def atomic_save(obj, # what to save (plain data and tensors, see `plain_data`)
+                path, # the file; its folder is created
+               ) -> Path:
+    "`torch.save(obj, path)` through a temporary file in the same folder and a rename: never a truncated file."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f); f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True); raise
+    return path
+
+def safe_load(path, # a file written by `torch.save`
+              what:str='file', # what it should be, for the messages: 'checkpoint', 'masks file'...
+             ):
+    "Load `path` with `weights_only=True` (tensors and plain data only); a one-line ValueError for any unreadable or unsafe file."
+    path = Path(path)
+    if not path.exists(): raise FileNotFoundError(f"No {what} {path}.")
+    if path.is_dir(): raise ValueError(f"{path} is a folder, not a {what}.")
+    try: return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:    # whatever a malformed file makes the unpickler raise
+        msg = str(e)
+        if 'Unsupported global' in msg or 'Weights only load failed' in msg:
+            m = re.search(r'GLOBAL ([\w.]+)', msg); why = m.group(1) if m else msg.strip().splitlines()[0]
+            raise ValueError(f"{path} is not a safe {what}: it holds objects other than tensors and plain data ({why}); "
+                             "refused without running anything from it.") from None
+        raise ValueError(f"{path} is not a readable {what} (truncated, or not written by torch.save): "
+                         f"{type(e).__name__}: {' '.join(msg.split())[:200]}") from None
+
+# %% ../nbs/00_core.ipynb #019e1237
+def _as_int(x, name:str) -> int:
+    "`x` as a Python int (ints, NumPy integers, one-element integer tensors); anything else is a `TypeError` naming `name`."
+    if not isinstance(x, (bool, np.bool_)) and not (isinstance(x, torch.Tensor) and x.dtype == torch.bool):
+        try: return operator.index(x)
+        except TypeError: pass
+    raise TypeError(f"{name} must be an integer, got {x!r}.")
+
+def _as_real(x, name:str) -> float:
+    "`x` as a Python float (ints, floats, NumPy numbers, one-element real tensors); anything else is a `TypeError` naming `name`."
+    if isinstance(x, torch.Tensor) and x.numel() == 1 and not x.is_complex() and x.dtype != torch.bool: x = x.item()
+    if isinstance(x, np.ndarray) and x.ndim == 0: x = x.item()
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real): raise TypeError(f"{name} must be a number, got {x!r}.")
+    return float(x)
 
 # %% ../nbs/00_core.ipynb #645a1e35
 class Masks(dict):
     "Binary masks (True = kept) for the prunable weights of a model, keyed like `prunable_weights`."
+    def __reduce__(self): return (Masks, (dict(self),))   # pickled as Masks(plain dict): `torch.load(weights_only=True)` reads it
+
     @classmethod
     def ones(cls, model:nn.Module, # the network
             ) -> Masks:
@@ -67,20 +195,26 @@ class Masks(dict):
         "Fraction of the masked weights that are pruned."
         return self.n_pruned / max(self.n_total, 1)
 
+    def check_shapes(self, shapes:dict, # name -> the shape (or a tensor of the shape) each mask must have
+                    ) -> Masks:
+        "Raise a `ValueError` naming the first mask that is missing, extra, not a bool tensor or of the wrong shape."
+        shapes = {n: tuple(s.shape if isinstance(s, torch.Tensor) else s) for n, s in shapes.items()}
+        for n in self:
+            if n not in shapes: raise ValueError(f"Mask for '{n}' does not match any prunable weight of the model; expected names: {list(shapes)}")
+        for n, sh in shapes.items():
+            if n not in self: raise ValueError(f"No mask for prunable weight '{n}'.")
+            m = self[n]
+            if not isinstance(m, torch.Tensor): raise ValueError(f"Mask for '{n}' must be a bool tensor, got a {type(m).__name__}.")
+            if m.dtype != torch.bool: raise ValueError(f"Mask for '{n}' must be a bool tensor, got {m.dtype} (for a 0/1 mask pass `mask != 0`).")
+            if tuple(m.shape) != sh: raise ValueError(f"Mask for '{n}' has shape {tuple(m.shape)}, the weight has {sh}.")
+        return self
+
     def check(self, model:nn.Module, # the network the masks must fit
              ) -> Masks:
         "Raise a `ValueError` naming the first parameter whose mask is missing, extra or of the wrong shape or dtype."
         ws = prunable_weights(model)
         if not ws: raise ValueError("The model has no prunable weights (no nn.Linear or nn.Conv2d with a weight).")
-        for n in self:
-            if n not in ws: raise ValueError(f"Mask for '{n}' does not match any prunable weight of the model; expected names: {list(ws)}")
-        for n, p in ws.items():
-            if n not in self: raise ValueError(f"No mask for prunable weight '{n}'.")
-            m = self[n]
-            if not isinstance(m, torch.Tensor) or m.dtype != torch.bool:
-                raise ValueError(f"Mask for '{n}' must be a bool tensor, got {getattr(m, 'dtype', type(m))}.")
-            if m.shape != p.shape: raise ValueError(f"Mask for '{n}' has shape {tuple(m.shape)}, the weight has {tuple(p.shape)}.")
-        return self
+        return self.check_shapes(ws)
 
     def to(self, device) -> Masks:
         "The masks on `device`."
@@ -98,21 +232,41 @@ class Masks(dict):
                       ) -> nn.Module:
         "Attach the masks as `torch.nn.utils.prune` `weight_mask` buffers (`custom_from_mask`) and return `model`."
         from torch.nn.utils import prune as tprune
-        self.check(model)
-        for n, mod in prunable_modules(model).items():
-            tprune.custom_from_mask(mod, 'weight', self[n].to(mod.weight.device))
+        mods = prunable_modules(model)
+        if not mods: raise ValueError("The model has no prunable weights (no nn.Linear or nn.Conv2d with a weight).")
+        done = {n: m for n, m in mods.items() if hasattr(m, 'weight_orig') and hasattr(m, 'weight_mask')}  # already under torch's pruning
+        ws = _weights_of(model, {n: m for n, m in mods.items() if n not in done})
+        for n in mods:
+            if n not in done and n not in ws:
+                raise ValueError(f"'{n}' is the same parameter as another layer's weight: torch.nn.utils.prune cannot mask a weight shared by two layers.")
+        self.check_shapes({**ws, **{n: m.weight_orig for n, m in done.items()}})
+        for n, m in done.items():
+            back = int((self[n].to(m.weight_mask.device) & (m.weight_mask == 0)).sum())
+            if back: raise ValueError(f"Mask for '{n}' keeps {back} weight(s) that the layer's torch.nn.utils.prune mask already prunes, "
+                                      "and torch's masks only combine: apply the masks to an unpruned copy instead.")
+        for n, m in mods.items(): tprune.custom_from_mask(m, 'weight', self[n].to(m.weight.device))
         return model
 
     @classmethod
     def from_torch_prune(cls, model:nn.Module, # a network pruned with `torch.nn.utils.prune`
                         ) -> Masks:
         "Read the `weight_mask` buffers of `model`; a prunable layer without one is kept whole."
+        from torch.nn.utils import prune as tprune
         mods = prunable_modules(model)
         if not mods: raise ValueError("The model has no prunable weights (no nn.Linear or nn.Conv2d with a weight).")
-        if not any(hasattr(m, 'weight_mask') for m in mods.values()):
-            raise ValueError("No `weight_mask` buffer found: prune the model with torch.nn.utils.prune first.")
-        return cls({n: (m.weight_mask != 0) if hasattr(m, 'weight_mask') else torch.ones_like(m.weight, dtype=torch.bool)
-                    for n, m in mods.items()})
+        for name, m in model.named_modules():
+            for h in m._forward_pre_hooks.values():
+                if isinstance(h, tprune.BasePruningMethod) and not (isinstance(m, PRUNABLE_TYPES) and h._tensor_name == 'weight'):
+                    raise ValueError(f"'{name + '.' if name else ''}{h._tensor_name}' ({type(m).__name__}) is pruned with torch.nn.utils.prune, "
+                                     "but Masks hold only the weights of nn.Linear and nn.Conv2d, so its mask would be lost: "
+                                     "make it permanent with `torch.nn.utils.prune.remove` first.")
+        pruned = {n: m for n, m in mods.items() if hasattr(m, 'weight_mask')}
+        if not pruned: raise ValueError("No `weight_mask` buffer found: prune the model with torch.nn.utils.prune first.")
+        whole = _weights_of(model, {n: m for n, m in mods.items() if n not in pruned})
+        return cls({n: (pruned[n].weight_mask != 0) if n in pruned else torch.ones_like(whole[n], dtype=torch.bool)
+                    for n in mods if n in pruned or n in whole})
+
+torch.serialization.add_safe_globals([Masks])   # a dict of tensors: safe to rebuild from a file
 
 # %% ../nbs/00_core.ipynb #5d6e1af6
 def global_topk_mask(scores:dict, # name -> saliency tensor (smallest are pruned), in `prunable_weights` order
@@ -121,48 +275,61 @@ def global_topk_mask(scores:dict, # name -> saliency tensor (smallest are pruned
                     ) -> Masks:
     "Masks that prune exactly the `k` smallest scores over all tensors together, keeping `masks`' pruned weights pruned."
     names = list(scores)
-    if masks is not None and set(masks) != set(names): raise ValueError(f"Masks {list(masks)} and scores {names} name different weights.")
+    for n in names:
+        if not isinstance(scores[n], torch.Tensor) or not scores[n].is_floating_point():
+            raise TypeError(f"The scores of '{n}' must be a floating-point tensor, got {getattr(scores[n], 'dtype', type(scores[n]).__name__)}.")
+    k = _as_int(k, 'k')
     sizes = [scores[n].numel() for n in names]; total = sum(sizes)
     if not 0 <= k <= total: raise ValueError(f"k={k} must be between 0 and the number of weights {total}.")
+    n_done = 0
+    if masks is not None:
+        if set(masks) != set(names): raise ValueError(f"Masks {list(masks)} and scores {names} name different weights.")
+        masks = Masks(masks).check_shapes(scores); n_done = masks.n_pruned
+        if k < n_done: raise ValueError(f"k={k} is fewer than the {n_done} weights already pruned: masks only grow.")
     dev = scores[names[0]].device if names else torch.device('cpu')
-    buf = torch.empty(total, dtype=torch.float32, device=dev)
-    ninf = torch.tensor(float('-inf'), device=dev)
+    dt = torch.float64 if any(scores[n].dtype == torch.float64 for n in names) else torch.float32   # holds every score exactly
+    buf = torch.empty(total, dtype=dt, device=dev)
+    ninf = torch.tensor(float('-inf'), dtype=dt, device=dev)
     for n, chunk in zip(names, buf.split(sizes)):
-        s = scores[n].detach().reshape(-1)
+        s = scores[n].detach().reshape(-1).to(dev, dt)
         if masks is None: chunk.copy_(s)
         else: torch.where(masks[n].reshape(-1).to(dev), s, ninf, out=chunk)
-    if torch.isnan(buf).any():
-        bad = [n for n in names if torch.isnan(scores[n]).any()]
-        raise ValueError(f"NaN in the scores of {bad}: check the gradient / curvature estimates.")
+    # a NaN, or a −∞ that would pass for an already-pruned weight, among the weights still kept: two passes when all is well
+    if bool(torch.isnan(buf).any()) or int((buf == float('-inf')).sum()) != n_done:
+        def wrong(n):
+            s = scores[n].detach(); w = s.isnan() | (s == float('-inf'))
+            return bool((w & masks[n].to(s.device)).any() if masks is not None else w.any())
+        bad = [n for n in names if wrong(n)]
+        raise ValueError(f"NaN or -inf in the scores of {bad}: check the gradient / curvature estimates.")
     prune = torch.zeros(total, dtype=torch.bool, device=dev)
     if k > 0:
         t = buf.kthvalue(k).values
-        if masks is not None and t == float('-inf'):     # only then can k be below the number already pruned
-            n_done = int((buf == t).sum())
-            if k < n_done: raise ValueError(f"k={k} is fewer than the {n_done} weights already pruned: masks only grow.")
         torch.lt(buf, t, out=prune)
         need = k - int(prune.sum())
         if need > 0: prune[(buf == t).nonzero().squeeze(1)[:need]] = True
-    elif masks is not None and any(not bool(masks[n].all()) for n in names):
-        raise ValueError("k=0 is fewer than the weights already pruned: masks only grow.")
     del buf
     shapes = [scores[n].shape for n in names]
     return Masks({n: ~c.view(sh) for n, c, sh in zip(names, prune.split(sizes), shapes)})
 
 # %% ../nbs/00_core.ipynb #1fea76ff
 def evaluate(model:nn.Module, dl, # a network and a DataLoader of (x, y) batches
+             precision:str='auto', # logits in this precision (see `autocast_dtype`); the loss is summed in float32 or wider
             ) -> dict:
-    "Mean cross-entropy and error rate of `model` (in eval mode) over `dl`."
+    "Mean cross-entropy and error rate of `model` (eval mode, `torch.inference_mode`) over `dl`."
     was_training = model.training; model.eval()
-    dev = next(model.parameters()).device
+    p = next(model.parameters()); dev = p.device
+    dt = autocast_dtype(precision, dev) if p.dtype == torch.float32 else None   # float64 or half models run in their own dtype
+    ctx = torch.autocast(dev.type, dtype=dt) if dt is not None else contextlib.nullcontext()
     loss, err, n = 0., 0, 0
     try:
-        with torch.no_grad():
+        with torch.inference_mode(), ctx:
             for xb, yb in dl:
                 xb, yb = xb.to(dev), yb.to(dev)
+                if xb.is_floating_point(): xb = xb.to(p.dtype)
                 out = model(xb)
+                if out.dtype in (torch.float16, torch.bfloat16): out = out.float()
                 loss += nn.functional.cross_entropy(out, yb, reduction='sum').item()
                 err += (out.argmax(1) != yb).sum().item(); n += len(yb)
     finally: model.train(was_training)
+    if n == 0: raise ValueError("evaluate: the data gave no examples.")
     return dict(loss=loss / n, error=err / n)
-

@@ -7,8 +7,10 @@ Docs: https://pruneloss.github.io/pruneloss/criteria.html.md"""
 # %% ../nbs/04_criteria.ipynb #a004ffd1
 from __future__ import annotations
 import math
+from functools import reduce
 import torch
 from torch import Tensor
+from .core import Masks, _as_real
 
 # %% auto #0
 __all__ = ['CRITERIA', 'Criterion', 'MP', 'OBD', 'LM', 'QM', 'get_criterion']
@@ -20,7 +22,7 @@ class Criterion:
     needs_ggn = False  # does it use the diagonal GGN G?
     def __init__(self, lam:float=0., # step-size regulariser λ ≥ 0
                 ):
-        lam = float(lam)
+        lam = _as_real(lam, 'lam')
         if not math.isfinite(lam) or lam < 0: raise ValueError(f"lam must be a finite number >= 0, got {lam}.")
         self.lam = lam
 
@@ -28,31 +30,65 @@ class Criterion:
     def name(self) -> str: return type(self).__name__
     def __repr__(self): return f"{self.name}(lam={self.lam:g})"
 
-    def _gd(self, w:Tensor, g:Tensor|None, d:Tensor|None):
-        "The g and d this criterion plugs into the loss model."
+    def _gd(self, w:Tensor, g:Tensor|None, d:Tensor|None, name:str|None=None):
+        "The w, g and d this criterion uses (type and shape checked) in the dtype the saliency is computed in (≥ float32), and `name`."
         if self.needs_grad and g is None: raise ValueError(f"{self.name} needs the gradient g; got None.")
         if self.needs_ggn and d is None: raise ValueError(f"{self.name} needs the diagonal GGN d; got None.")
-        return (g if self.needs_grad else None), (d if self.needs_ggn else None)
+        g, d = (g if self.needs_grad else None), (d if self.needs_ggn else None)
+        of = f" of '{name}'" if name else ''
+        ts = [(what, t) for what, t in (('weights', w), ('gradient', g), ('diagonal GGN', d)) if t is not None]
+        for what, t in ts:
+            if not isinstance(t, Tensor) or not t.is_floating_point():
+                raise TypeError(f"The {what}{of} must be a floating-point tensor, got {getattr(t, 'dtype', type(t).__name__)}.")
+            if t.shape != w.shape: raise ValueError(f"The {what}{of} has shape {tuple(t.shape)}, the weights {tuple(w.shape)}.")
+        dt = reduce(torch.promote_types, [t.dtype for _, t in ts], torch.float32)   # half types would merge ranks
+        w, g, d = [None if t is None else t.to(w.device, dt) for t in (w, g, d)]
+        return w, g, d, name
+
+    @staticmethod
+    def _finite(out:Tensor, w:Tensor, g:Tensor|None, d:Tensor|None, name:str|None) -> Tensor:
+        "`out`, after naming the input that made it NaN or infinite (one pass over `out` when all is well)."
+        if bool(torch.isfinite(out).all()): return out
+        of = f" of '{name}'" if name else ''
+        for what, t in (('weights', w), ('gradient', g), ('diagonal GGN', d)):
+            if t is not None and not bool(torch.isfinite(t).all()):
+                raise ValueError(f"NaN or infinite value(s) in the {what}{of} ({int((~torch.isfinite(t)).sum())} of {t.numel()}): "
+                                 + ("pruning needs finite weights." if what == 'weights' else "check the gradient / curvature estimates."))
+        return out                                                    # finite inputs, overflow: +∞ ranks last, as it should
+
+    def _model(self, w:Tensor, g:Tensor|None, d:Tensor|None, name:str|None=None) -> Tensor:
+        "m_k = −g_k θ_k + ½ d_k θ_k² on checked inputs; the inputs are never written."
+        if d is not None: m = (d * w).mul_(w).mul_(0.5)              # few passes, one allocation: used on millions of weights
+        elif self.needs_grad: m = torch.zeros_like(w)
+        else: m = (w * w).mul_(0.5)                                   # MP: d = 1
+        if g is not None: m.addcmul_(g, w, value=-1.)
+        return self._finite(m, w, g, d, name)
+
+    def _saliency(self, w:Tensor, g:Tensor|None, d:Tensor|None, name:str|None=None) -> Tensor:
+        s = self._model(w, g, d, name).abs_()
+        return s.addcmul_(w, w, value=self.lam / 2) if self.lam else s
 
     def loss_model(self, w:Tensor, # weights θ (the step is Δθ = −θ)
                    g:Tensor|None=None, # gradient of the loss at θ
                    d:Tensor|None=None, # diagonal curvature (GGN) at θ
                   ) -> Tensor:
         "The model's predicted loss change m_k = −g_k θ_k + ½ d_k θ_k² of removing each weight alone."
-        g, d = self._gd(w, g, d)
-        if d is not None: m = (d * w).mul_(w).mul_(0.5)              # few passes, one allocation: used on millions of weights
-        elif self.needs_grad: m = torch.zeros_like(w)
-        else: m = (w * w).mul_(0.5)                                   # MP: d = 1
-        if g is not None: m.addcmul_(g, w, value=-1.)
-        return m
+        return self._model(*self._gd(w, g, d))
 
     def saliency(self, w:Tensor, # weights θ
                  g:Tensor|None=None, # gradient at θ (ignored unless `needs_grad`)
                  d:Tensor|None=None, # diagonal GGN at θ (ignored unless `needs_ggn`)
                 ) -> Tensor:
         "s_k = |m_k| + ½ λ θ_k²; the smallest are pruned."
-        s = self.loss_model(w, g, d).abs_()
-        return s.addcmul_(w, w, value=self.lam / 2) if self.lam else s
+        return self._saliency(*self._gd(w, g, d))
+
+    def _quantities(self, n:str, grads:dict|None, ggn:dict|None):
+        "The g and d of weight `n` this criterion uses (None where it uses none)."
+        out = []
+        for what, need, qs in (('grads', self.needs_grad, grads), ('ggn', self.needs_ggn, ggn)):
+            if need and qs is not None and n not in qs: raise ValueError(f"{what} has no entry for '{n}'; it has {list(qs)}.")
+            out.append(qs[n] if need and qs is not None else None)
+        return out
 
     @torch.no_grad()
     def scores(self, weights:dict, # name -> weights θ
@@ -60,8 +96,8 @@ class Criterion:
                ggn:dict|None=None, # name -> diagonal GGN, or None
               ) -> dict:
         "The saliency of every weight, as a dict keyed like `weights`."
-        return {n: self.saliency(w.detach(), grads[n] if grads is not None and self.needs_grad else None,
-                                 ggn[n] if ggn is not None and self.needs_ggn else None) for n, w in weights.items()}
+        return {n: self._saliency(*self._gd(w.detach() if isinstance(w, Tensor) else w, *self._quantities(n, grads, ggn), name=n))
+                for n, w in weights.items()}
 
     @torch.no_grad()
     def predicted_change(self, weights:dict, # name -> weights θ where the model is expanded
@@ -70,10 +106,10 @@ class Criterion:
                          masks:dict, # name -> bool mask, False = pruned
                         ) -> float:
         "The model's loss change Σ_{pruned} (−g_k θ_k + ½ d_k θ_k²) for pruning where `masks` is False (no λ term)."
+        Masks(masks).check_shapes(weights)
         tot = 0.
         for n, w in weights.items():
-            m = self.loss_model(w.detach(), grads[n] if grads is not None and self.needs_grad else None,
-                                ggn[n] if ggn is not None and self.needs_ggn else None)
+            m = self._model(*self._gd(w.detach(), *self._quantities(n, grads, ggn), name=n))
             tot += float(m.masked_fill_(masks[n].to(m.device), 0.).sum(dtype=torch.float64))
         return tot
 
@@ -91,11 +127,14 @@ class QM(Criterion):
 
 CRITERIA = {'MP': MP, 'OBD': OBD, 'LM': LM, 'QM': QM}
 
-def get_criterion(name:str|Criterion, # 'MP', 'OBD', 'LM' or 'QM' (any case), or a `Criterion`
-                  lam:float=0., # step-size regulariser λ ≥ 0 (only used with a name)
+def get_criterion(name:str|Criterion|type, # 'MP', 'OBD', 'LM' or 'QM' (any case), a `Criterion`, or a `Criterion` class
+                  lam:float|None=None, # step-size regulariser λ ≥ 0 (default 0); not with a `Criterion` object, which has its own
                  ) -> Criterion:
     "The criterion called `name` with regulariser `lam`."
-    if isinstance(name, Criterion): return name
+    if isinstance(name, Criterion):
+        if lam is not None: raise ValueError(f"Give lam with a criterion name, not with a Criterion object ({name!r} has its own).")
+        return name
+    if isinstance(name, type) and issubclass(name, Criterion): return name(0. if lam is None else lam)
     key = str(name).upper()
     if key not in CRITERIA: raise ValueError(f"Unknown criterion {name!r}; choose one of {list(CRITERIA)}.")
-    return CRITERIA[key](lam)
+    return CRITERIA[key](0. if lam is None else lam)

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
+from .core import safe_load, atomic_save
 
 # %% auto #0
 __all__ = ['MNIST_MD5', 'CIFAR10_CLASSES', 'CIFAR10_STATS', 'data_dir', 'cache_dir', 'DataMissingError', 'load_mnist',
@@ -123,8 +124,8 @@ def _load_cifar_jpeg(src:Path) -> dict:
     key = hashlib.md5(f'{src.resolve()}:{st.st_size}:{st.st_mtime_ns}'.encode()).hexdigest()[:16]
     cache = cache_dir()/f'cifar10-jpeg-{key}.pt'
     if cache.exists():
-        try: return torch.load(cache, weights_only=True)    # our own cache, still read as data only
-        except Exception: cache.unlink(missing_ok=True)   # a damaged cache is rebuilt
+        try: return safe_load(cache, 'decoded-image cache')    # our own cache, still read as data only
+        except ValueError: cache.unlink(missing_ok=True)          # a damaged cache is rebuilt
     items = {'train': [], 'test': []}
     for split, cls, name, data in _jpeg_items(src):
         if split not in items or cls not in CIFAR10_CLASSES: continue
@@ -136,8 +137,7 @@ def _load_cifar_jpeg(src:Path) -> dict:
             raise ValueError(f"{src} holds {len(its)} {split} images instead of {n}: the copy is partial.")
         x = _decode_jpeg_files([(o[2], o[3]) for o in its])
         res[split] = (x, torch.tensor([o[0] for o in its]))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f'.{os.getpid()}.tmp'); torch.save(res, tmp); tmp.replace(cache)   # atomic, one temporary per process
+    atomic_save(res, cache)
     return res
 
 def _load_cifar_original(root:Path, download:bool) -> dict:

@@ -6,7 +6,7 @@ Docs: https://pruneloss.github.io/pruneloss/finetune.html.md"""
 
 # %% ../nbs/06_finetune.ipynb #4dcec3bc
 from __future__ import annotations
-import copy, os, re, time, platform, random, tempfile
+import copy, time, platform, random
 from dataclasses import dataclass, asdict, replace
 from functools import partial
 from pathlib import Path
@@ -22,13 +22,13 @@ from fastai.callback.tracker import TrackerCallback
 from fastai.optimizer import OptimWrapper
 from fastai.metrics import error_rate
 from fastai.torch_core import set_seed
-from .core import get_device, prunable_weights, evaluate
+from .core import (get_device, prunable_weights, evaluate, autocast_dtype, precision_name, cpu_has_bf16,
+                            PRECISIONS, safe_load, atomic_save, plain_data)
 from .models import get_model
 
 # %% auto #0
-__all__ = ['PAPER_RECIPES', 'PRECISIONS', 'Recipe', 'StepLR', 'KeepBest', 'SeedRun', 'LeanRecorder', 'cpu_has_bf16',
-           'autocast_dtype', 'DeviceAutocast', 'ChannelsLast', 'precision_cbs', 'precision_name', 'PaperLearner',
-           'paper_learner', 'MaskCallback', 'versions', 'plain_data', 'atomic_save', 'safe_load', 'save_checkpoint',
+__all__ = ['PAPER_RECIPES', 'Recipe', 'StepLR', 'KeepBest', 'SeedRun', 'LeanRecorder', 'DeviceAutocast', 'ChannelsLast',
+           'precision_cbs', 'PaperLearner', 'paper_learner', 'MaskCallback', 'versions', 'save_checkpoint',
            'load_checkpoint', 'fit_recipe', 'train_dense', 'finetune']
 
 # %% ../nbs/06_finetune.ipynb #8f06100c
@@ -107,26 +107,6 @@ class LeanRecorder(Recorder):
     def after_fit(self): self._to_floats()
 
 # %% ../nbs/06_finetune.ipynb #9b51a31a
-PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
-
-def cpu_has_bf16() -> bool:
-    "Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), so bfloat16 autocast is faster than float32."
-    return any(bool(getattr(torch.cpu, f, lambda: False)()) for f in ('_is_avx512_bf16_supported', '_is_amx_tile_supported'))
-
-def autocast_dtype(precision:str='auto', # 'auto', 'fp32', 'bf16' or 'fp16'
-                   device=None, # the training device (default: the best available)
-                  ) -> torch.dtype|None:
-    "The autocast dtype that `precision` means on `device` (None: plain float32)."
-    if precision not in PRECISIONS: raise ValueError(f"Unknown precision {precision!r}; choose one of {PRECISIONS}.")
-    dev = get_device(device)
-    if precision == 'fp32' or dev.type not in ('cpu', 'cuda'): return None
-    if precision == 'auto':
-        if dev.type == 'cuda': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if cpu_has_bf16() else None
-    if precision == 'bf16' and dev.type == 'cuda' and not torch.cuda.is_bf16_supported():
-        raise ValueError(f"This GPU ({torch.cuda.get_device_name(dev)}) has no bfloat16: use precision='fp16' or 'fp32'.")
-    return torch.bfloat16 if precision == 'bf16' else torch.float16
-
 class DeviceAutocast(MixedPrecision):
     "fastai's `MixedPrecision` on the learner's device, CPU or CUDA: autocast to `dtype`, a gradient scaler for float16 only."
     def __init__(self, dtype:torch.dtype=torch.bfloat16): # torch.bfloat16 or torch.float16
@@ -167,22 +147,24 @@ def precision_cbs(model:nn.Module, # the network to train
     if channels_last is None: channels_last = dt is not None and _has_conv(model)
     return ([DeviceAutocast(dt)] if dt is not None else []) + ([ChannelsLast()] if channels_last and _has_conv(model) else [])
 
-def precision_name(dtype:torch.dtype|None) -> str:
-    "'fp32', 'bf16' or 'fp16': the name of an autocast dtype (None: no autocast), for the records."
-    return {None: 'fp32', torch.bfloat16: 'bf16', torch.float16: 'fp16'}[dtype]
-
 # %% ../nbs/06_finetune.ipynb #18d357e6
 class PaperLearner(Learner):
     "fastai's `Learner`, dispatching each event only to the callbacks that handle it (in the same order, through `Callback.__call__`)."
+    def __call__(self, event_name):
+        for e in ([event_name] if isinstance(event_name, str) else event_name): self._call_one(e)
     def _call_one(self, event_name):
         if not hasattr(event, event_name): raise Exception(f'missing {event_name}')
-        key = (event_name, tuple((cb, cb.order) for cb in self.cbs))
         cache = self.__dict__.setdefault('_handlers', {})
+        key = (event_name, len(self.cbs), self.__dict__.get('_cbs_version', 0))
         cbs = cache.get(key)
         if cbs is None:
             if len(cache) > 256: cache.clear()
             cbs = cache[key] = [cb for cb in self.cbs.sorted('order') if event_name == 'after_fit' or _handles(cb, event_name)]
         for cb in cbs: cb(event_name)
+    def add_cb(self, cb):
+        self.__dict__['_cbs_version'] = self.__dict__.get('_cbs_version', 0) + 1; return super().add_cb(cb)
+    def remove_cb(self, cb):
+        self.__dict__['_cbs_version'] = self.__dict__.get('_cbs_version', 0) + 1; return super().remove_cb(cb)
 
 def _handles(cb, event_name) -> bool:
     "Whether `cb` has its own handler for `event_name` (in its class or set on the instance), rather than fastai's no-op lookup."
@@ -242,55 +224,6 @@ def versions() -> dict:
     import torchvision, fastai, pruneloss
     return {k: str(v) for k, v in dict(python=platform.python_version(), torch=torch.__version__, torchvision=torchvision.__version__,
                                        fastai=fastai.__version__, pruneloss=pruneloss.__version__).items()}
-
-def plain_data(o, # what to store: numbers, strings, None, lists, tuples, dicts with str/int keys, tensors
-               where:str='value', # its name, for the error message
-              ):
-    "`o` with NumPy numbers, paths, dtypes and devices made plain Python data (what `safe_load` reads back); TypeError for anything else."
-    if o is None or type(o) in (bool, int, float, str): return o
-    if isinstance(o, np.generic): return o.item()
-    for t in (bool, int, float, str):    # subclasses (torch's version string, enums...) as the plain type
-        if isinstance(o, t): return t(o)
-    if isinstance(o, (Path, torch.dtype, torch.device)): return str(o)
-    if isinstance(o, torch.Tensor): return o.detach().cpu()
-    if isinstance(o, (list, tuple)): return [plain_data(v, f'{where}[{i}]') for i, v in enumerate(o)]
-    if isinstance(o, dict):
-        bad = [k for k in o if not isinstance(k, (str, int))]
-        if bad: raise TypeError(f"{where} has a key {bad[0]!r} of type {type(bad[0]).__name__}: keys must be strings or integers.")
-        return {k: plain_data(v, f'{where}.{k}') for k, v in o.items()}
-    raise TypeError(f"{where} is a {type(o).__name__}: only numbers, strings, lists, dicts and tensors can be stored "
-                    "(files are loaded with weights_only=True).")
-
-def atomic_save(obj, # what to save (plain data and tensors, see `plain_data`)
-                path, # the file; its folder is created
-               ) -> Path:
-    "`torch.save(obj, path)` through a temporary file in the same folder and a rename: never a truncated file."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-    return path
-
-def safe_load(path, # a file written by `torch.save`
-              what:str='file', # what it should be, for the messages: 'checkpoint', 'masks file'...
-             ):
-    "Load `path` with `weights_only=True` (tensors and plain data only); a one-line ValueError for any unreadable or unsafe file."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"No {what} {path}.")
-    if path.is_dir(): raise ValueError(f"{path} is a folder, not a {what}.")
-    try: return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:    # whatever a malformed file makes the unpickler raise
-        msg = str(e)
-        if 'Unsupported global' in msg or 'Weights only load failed' in msg:
-            m = re.search(r'GLOBAL ([\w.]+)', msg); why = m.group(1) if m else msg.strip().splitlines()[0]
-            raise ValueError(f"{path} is not a safe {what}: it holds objects other than tensors and plain data ({why}); "
-                             "refused without running anything from it.") from None
-        raise ValueError(f"{path} is not a readable {what} (truncated, or not written by torch.save): "
-                         f"{type(e).__name__}: {' '.join(msg.split())[:200]}") from None
 
 def save_checkpoint(path, # file to write (parent folders are created)
                     model:nn.Module, # the network; its class must be one of `MODELS` unless `arch` is given

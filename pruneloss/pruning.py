@@ -6,7 +6,7 @@ Docs: https://pruneloss.github.io/pruneloss/pruning.html.md"""
 
 # %% ../nbs/05_pruning.ipynb #70c31336
 from __future__ import annotations
-import copy, math, time
+import copy, inspect, math, time
 from collections.abc import Callable, Iterable
 import numpy as np
 import pandas as pd
@@ -14,39 +14,65 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from fastprogress.fastprogress import progress_bar
-from .core import prunable_weights, prunable_modules, n_prunable, Masks, global_topk_mask, evaluate
+from .core import prunable_weights, prunable_modules, n_prunable, Masks, global_topk_mask, evaluate, _as_int, _as_real
 from .criteria import Criterion, get_criterion
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'stage_sparsities', 'stage_examples', 'mean_loss', 'prune', 'sparsity_report', 'plot_sparsity']
+__all__ = ['SCHEDULES', 'MAX_STAGES', 'stage_sparsities', 'stage_examples', 'mean_loss', 'prune', 'sparsity_report',
+           'plot_sparsity']
 
 # %% ../nbs/05_pruning.ipynb #9c7a1347
 SCHEDULES = ('geometric', 'linear')
+MAX_STAGES = 10**6   # more is taken for a mistake: every stage ranks all the weights again
 
-def _check_sparsity(sparsity, n_stages, schedule):
-    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not 0 <= sparsity < 1:
-        raise ValueError(f"sparsity must be a fraction in [0, 1), got {sparsity!r}.")
-    if isinstance(n_stages, bool) or not isinstance(n_stages, (int, np.integer)) or n_stages < 1:
-        raise ValueError(f"n_stages must be an integer >= 1, got {n_stages!r}.")
-    if schedule not in SCHEDULES: raise ValueError(f"Unknown schedule {schedule!r}; choose one of {list(SCHEDULES)}.")
+def _check_schedule(sparsity, n_stages, schedule) -> tuple[float, int]:
+    "`sparsity` and `n_stages` as Python numbers, after checking them and `schedule`."
+    sparsity = _as_real(sparsity, 'sparsity')
+    if not 0 <= sparsity < 1: raise ValueError(f"sparsity must be a fraction in [0, 1), got {sparsity!r}.")
+    n_stages = _as_int(n_stages, 'n_stages')
+    if n_stages < 1: raise ValueError(f"n_stages must be an integer >= 1, got {n_stages!r}.")
+    if n_stages > MAX_STAGES:
+        raise ValueError(f"n_stages={n_stages} is more than {MAX_STAGES:,} stages: every stage ranks all the weights again, "
+                         "so this would run for hours and prune nothing in most stages; use fewer stages.")
+    if not isinstance(schedule, str) or schedule not in SCHEDULES:
+        raise ValueError(f"Unknown schedule {schedule!r}; choose one of {list(SCHEDULES)}.")
+    return sparsity, n_stages
 
 def stage_sparsities(sparsity:float, # final sparsity κ in [0, 1)
-                     n_stages:int=1, # number of stages π ≥ 1
+                     n_stages:int=1, # number of stages π, 1 ≤ π ≤ `MAX_STAGES`
                      schedule:str='geometric', # 'geometric' or 'linear'
                     ) -> list[float]:
     "The cumulative sparsities κ_1 … κ_π of the stages (SPEC §5)."
-    _check_sparsity(sparsity, n_stages, schedule)
+    sparsity, n_stages = _check_schedule(sparsity, n_stages, schedule)
     if schedule == 'geometric': ks = [1 - (1 - sparsity) ** (i / n_stages) for i in range(1, n_stages + 1)]
     else: ks = [sparsity * i / n_stages for i in range(1, n_stages + 1)]
-    ks[-1] = float(sparsity)
+    ks[-1] = sparsity
     return ks
 
 # %% ../nbs/05_pruning.ipynb #64c5440b
-def _take(batches, n:int|None) -> list:
+_DATA = "data must be a callable returning (x, y) batches, an (x, y) tuple of tensors, or an iterable of (x, y) batches"
+
+def _what(b) -> str:
+    "A short description of `b` for error messages."
+    if isinstance(b, torch.Tensor): return f"a Tensor of shape {tuple(b.shape)}"
+    return f"a {type(b).__name__}" + (f" of length {len(b)}" if isinstance(b, (tuple, list)) else '')
+
+def _xy(b, i:int) -> tuple:
+    "The (x, y) of the `i`-th batch `b`, after checking it is a pair of tensors with one label per example."
+    if not (isinstance(b, (tuple, list)) and len(b) >= 2 and isinstance(b[0], torch.Tensor) and isinstance(b[1], torch.Tensor)):
+        raise TypeError(f"{_DATA}; its batch {i} is {_what(b)}, not an (x, y) pair of tensors.")
+    x, y = b[0], b[1]
+    if x.dim() == 0 or y.dim() == 0 or len(x) != len(y):
+        raise ValueError(f"Batch {i} has {len(x) if x.dim() else 'a scalar as'} inputs and {len(y) if y.dim() else 'a scalar as'} labels: each example needs one label.")
+    return x, y
+
+def _take(batches, n:int|None, src:str='data') -> list:
     "The first `n` examples of an iterable of (x, y) batches, as a list of batches."
+    if isinstance(batches, (str, bytes, dict, torch.Tensor)) or not isinstance(batches, Iterable):
+        raise TypeError(f"{_DATA}; {src} is {_what(batches)}.")
     out, got = [], 0
-    for b in batches:
-        x, y = b[0], b[1]
+    for i, b in enumerate(batches):
+        x, y = _xy(b, i)
         if n is not None and got + len(x) > n: x, y = x[:n - got], y[:n - got]
         if len(x): out.append((x, y)); got += len(x)
         if n is not None and got >= n: break
@@ -55,8 +81,12 @@ def _take(batches, n:int|None) -> list:
     if got == 0: raise ValueError("The data gave no examples.")
     return out
 
-def _to(batches, device):
-    return batches if device is None else [(x.to(device), y.to(device)) for x, y in batches]
+def _to(batches, device, dtype=None):
+    "The batches on `device`, with floating-point inputs cast to `dtype` (None: left as they are)."
+    if device is None and dtype is None: return batches
+    def cast(x): return x.to(device=x.device if device is None else device,
+                             dtype=dtype if dtype is not None and x.is_floating_point() else x.dtype)
+    return [(cast(x), y if device is None else y.to(device)) for x, y in batches]
 
 def _is_xy(data) -> bool:
     return isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)
@@ -66,27 +96,34 @@ def stage_examples(data, # a callable returning (x, y) batches, an (x, y) tuple 
                    batch_size:int|None=None, # batch size for an (x, y) tuple (default: one batch)
                    generator:torch.Generator|None=None, # draws the examples of an (x, y) tuple
                    device=None, # move the stage's batches there (None: leave them where they are)
+                   dtype:torch.dtype|None=None, # cast floating-point inputs to it, e.g. the model's (None: leave them)
                   ) -> Callable[[], list]:
     "A zero-argument function that returns the (x, y) batches of the next stage; checks the size of the first draw now."
-    if n_examples is not None and (isinstance(n_examples, bool) or not isinstance(n_examples, (int, np.integer)) or n_examples < 1):
-        raise ValueError(f"n_examples must be a positive integer or None, got {n_examples!r}.")
+    if n_examples is not None:
+        n_examples = _as_int(n_examples, 'n_examples')
+        if n_examples < 1: raise ValueError(f"n_examples must be a positive integer or None, got {n_examples!r}.")
+    if batch_size is not None:
+        batch_size = _as_int(batch_size, 'batch_size')
+        if batch_size < 1: raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}.")
+    if isinstance(data, tuple) and len(data) == 2 and any(isinstance(t, torch.Tensor) for t in data) and not _is_xy(data):
+        raise TypeError(f"data looks like an (x, y) tuple but holds {_what(data[0])} and {_what(data[1])}: both must be tensors.")
     if _is_xy(data):
         x, y = data
-        if len(x) != len(y): raise ValueError(f"x and y have different lengths: {len(x)} and {len(y)}.")
+        if x.dim() == 0 or y.dim() == 0 or len(x) != len(y):
+            raise ValueError(f"x and y must hold one label per example, got shapes {tuple(x.shape)} and {tuple(y.shape)}.")
         n = len(x) if n_examples is None else n_examples
+        if n == 0: raise ValueError("The data gave no examples.")
         if n > len(x): raise ValueError(f"Too few examples: asked for n_examples={n}, the data has {len(x)}.")
         bs = batch_size or n
         def draw():
             idx = torch.randperm(len(x), generator=generator)[:n].to(x.device) if n < len(x) else torch.arange(len(x), device=x.device)
-            return _to([(x[i], y[i]) for i in idx.split(bs)], device)
+            return _to([(x[i], y[i]) for i in idx.split(bs)], device, dtype)
         return draw
     if callable(data):
-        first = [_to(_take(data(), n_examples), device)]
-        return lambda: first.pop() if first else _to(_take(data(), n_examples), device)
-    if isinstance(data, Iterable):
-        fixed = _to(_take(data, n_examples), device)
-        return lambda: fixed
-    raise ValueError(f"data must be a callable, an (x, y) tuple of tensors or an iterable of (x, y) batches, got {type(data).__name__}.")
+        first = [_to(_take(data(), n_examples, 'data()'), device, dtype)]
+        return lambda: first.pop() if first else _to(_take(data(), n_examples, 'data()'), device, dtype)
+    fixed = _to(_take(data, n_examples), device, dtype)
+    return lambda: fixed
 
 # %% ../nbs/05_pruning.ipynb #1c323434
 @torch.no_grad()
@@ -101,10 +138,32 @@ def _quantities(model, batches, **kw):
     return grad_and_diag_ggn(model, batches, **kw)
 
 # %% ../nbs/05_pruning.ipynb #93af9edd
+_SET_BY_PRUNE = ('grad', 'ggn', 'generator')
+
+def _check_curv_kwargs(curv_kwargs:dict, quantities_fn:Callable|None):
+    "Refuse arguments the quantities function would not take, or that `prune` sets itself, before any work."
+    if not curv_kwargs: return
+    own = [k for k in curv_kwargs if k in _SET_BY_PRUNE]
+    if own: raise TypeError(f"prune sets {own} itself (from the criterion and `seed`): do not pass them.")
+    if quantities_fn is None: from pruneloss.curvature import grad_and_diag_ggn as fn
+    else: fn = quantities_fn
+    try: ps = inspect.signature(fn).parameters
+    except (TypeError, ValueError): return          # no signature to check against (a builtin)
+    if any(p.kind is p.VAR_KEYWORD for p in ps.values()): return
+    unknown = [k for k in curv_kwargs if k not in ps]
+    if unknown: raise TypeError(f"prune got unexpected argument(s) {unknown}: neither prune's nor {getattr(fn, '__name__', 'quantities_fn')}'s.")
+
+def _check_finite(model:nn.Module):
+    "Refuse a model with a NaN or infinite parameter, naming it."
+    for n, p in model.named_parameters():
+        if p.is_floating_point() and not bool(torch.isfinite(p).all()):
+            raise ValueError(f"Parameter '{n}' holds {int((~torch.isfinite(p)).sum())} NaN or infinite value(s) of {p.numel()}: "
+                             "prune needs a finite model; check the run that produced it.")
+
 def prune(model:nn.Module, # trained network; unchanged unless `inplace`
           criterion:str|Criterion, # 'MP', 'OBD', 'LM', 'QM' or a `Criterion`
           sparsity:float, # final sparsity κ in [0, 1) over the prunable weights
-          n_stages:int=1, # number of stages π
+          n_stages:int=1, # number of stages π, at most the number of weights left to prune
           schedule:str='geometric', # 'geometric' or 'linear' (SPEC §5)
           data=None, # stage examples: callable, (x, y) tuple or iterable of batches (see `stage_examples`); optional for MP
           n_examples:int|None=1000, # examples per stage
@@ -121,24 +180,29 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
          ) -> tuple[Masks, pd.DataFrame]:
     "Prune `model` to `sparsity` in `n_stages` stages with `criterion`; returns the final masks and the per-stage log."
     # --- check everything before touching anything
-    crit = get_criterion(criterion, 0. if lam is None else lam)
-    if isinstance(criterion, Criterion) and lam is not None: raise ValueError("Give lam with a criterion name, not with a Criterion object.")
-    ks = stage_sparsities(sparsity, n_stages, schedule)
+    crit = get_criterion(criterion, lam)
+    sparsity, n_stages = _check_schedule(sparsity, n_stages, schedule)
     ws0 = prunable_weights(model)
-    if not ws0:
-        if any(hasattr(m, 'weight_orig') for m in model.modules()):
-            raise ValueError("The model carries torch.nn.utils.prune masks: read them with `Masks.from_torch_prune(model)`, "
-                             "make them permanent with `torch.nn.utils.prune.remove`, then pass `masks=`.")
-        raise ValueError("The model has no prunable weights (no nn.Linear or nn.Conv2d with a weight).")
+    if not ws0: raise ValueError("The model has no prunable weights (no nn.Linear or nn.Conv2d with a weight).")
+    _check_finite(model)
     D = n_prunable(model)
-    dev = next(iter(ws0.values())).device
+    w0 = next(iter(ws0.values())); dev = w0.device
+    if masks is not None and not isinstance(masks, dict): raise TypeError(f"masks must be a Masks (a dict of bool tensors), got {type(masks).__name__}.")
     masks = Masks.ones(model) if masks is None else Masks(masks).check(model).to(dev)
+    k_final = round(D * sparsity); left = k_final - masks.n_pruned
+    if left < 0: raise ValueError(f"The starting masks already prune {masks.n_pruned} weights, more than the {k_final} of sparsity {sparsity}.")
+    if n_stages > max(1, left):
+        raise ValueError(f"n_stages={n_stages} is more than the {left} weight(s) left to prune (round(D_w·κ) = {k_final} of D_w = {D}"
+                         + (f", {masks.n_pruned} pruned by the starting masks" if masks.n_pruned else "")
+                         + f"): every stage must be able to prune a weight; use n_stages <= {max(1, left)}.")
+    ks = stage_sparsities(sparsity, n_stages, schedule)
     if round(D * ks[0]) < masks.n_pruned:
         raise ValueError(f"The starting masks already prune {masks.n_pruned} weights, more than the first stage's {round(D * ks[0])}.")
     needs = crit.needs_grad or crit.needs_ggn
     if data is None and needs: raise ValueError(f"{crit.name} needs examples: pass data=.")
+    _check_curv_kwargs(curv_kwargs, quantities_fn)
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    next_batches = stage_examples(data, n_examples, batch_size, gen, dev) if data is not None else None
+    next_batches = stage_examples(data, n_examples, batch_size, gen, dev, w0.dtype) if data is not None else None
     if needs and quantities_fn is None:
         from pruneloss.curvature import ESTIMATORS
         if estimator not in ESTIMATORS: raise ValueError(f"Unknown estimator {estimator!r}; choose one of {list(ESTIMATORS)}.")
