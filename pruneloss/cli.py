@@ -12,11 +12,11 @@ import pandas as pd
 import torch
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)   # fastai's import-time noise, on every command
 import pruneloss
-from .core import Masks, set_seed, get_device, n_prunable, evaluate
+from .core import Masks, set_seed, get_device, n_prunable, evaluate, safe_load, atomic_save, plain_data
 from .data import ExampleSampler, DataMissingError
 from .models import MODELS
 from .pruning import prune, sparsity_report
-from .finetune import finetune, load_checkpoint, save_checkpoint, safe_load, atomic_save, plain_data
+from .finetune import finetune, load_checkpoint, save_checkpoint
 from .experiments import (ExperimentConfig, dense_model, dense_key, run_dls, load_configs, run_sweep, ResultStore,
                                    atomic_file, ray_reachable)
 
@@ -110,19 +110,6 @@ def _writable(path, # a file (or, with `folder`, a folder) the command will writ
     except OSError as e: raise CLIError(f"--out {p} cannot be written: {e.strerror or e} in {d}.") from None
     return p
 
-def _check_device(device:str|None) -> None:
-    "Refuse a `--device` torch does not know, or one this machine does not have."
-    if device is None: return
-    try: d = torch.device(device)
-    except (RuntimeError, TypeError): raise CLIError(f"--device {device!r} is not a device; use cpu, cuda, cuda:N or mps.") from None
-    if d.type == 'cuda':
-        if not torch.cuda.is_available(): raise CLIError(f"--device {device}: CUDA is not available on this machine; use --device cpu.")
-        if d.index is not None and d.index >= torch.cuda.device_count():
-            raise CLIError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s).")
-    elif d.type == 'mps':
-        if not (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()): raise CLIError(f"--device mps is not available here; use --device cpu.")
-    elif d.type != 'cpu': raise CLIError(f"--device {device}: pruneloss runs on cpu, cuda or mps.")
-
 def _source_config(a, info:dict|None, source:str) -> ExperimentConfig:
     "The run a network comes from: a checkpoint's recorded dense key, else `source` as a network name with --seed and --train-epochs."
     if info is None: return ExperimentConfig(network=source, seed=a.seed, train_epochs=getattr(a, 'train_epochs', None))
@@ -151,7 +138,7 @@ def _input_shape(dls): return tuple(dls.train.dataset.x.shape[1:])
 def cmd_train(a):
     "Train (or load from the cache) a dense network and print its record."
     out = _writable(a.out) if a.out else None
-    _check_device(a.device)
+    get_device(a.device)                       # an unknown device, or one this machine lacks: refused before any work
     cfg = ExperimentConfig(network=a.network, seed=a.seed, train_epochs=a.epochs)
     model, rec = dense_model(cfg, cache=a.cache, data_path=a.data, device=a.device, progress=True)
     print(f"{cfg.network} seed {cfg.seed}: {'loaded from' if rec['cached'] else 'trained and saved to'} {rec['path']}")
@@ -169,7 +156,7 @@ def cmd_prune(a):
     if a.sparsity is not None: stage_sparsities(a.sparsity, a.stages, a.schedule)   # bad values fail before any work
     get_criterion(a.criterion, a.lam)
     out = _writable(a.out) if a.out else None
-    _check_device(a.device)
+    get_device(a.device)                       # an unknown device, or one this machine lacks: refused before any work
     model, dls, cfg = _model_and_dls(a, a.source)
     if a.sparsity is None: a.sparsity = cfg.sparsity
     fingerprint = weights_fingerprint(model)
@@ -206,7 +193,7 @@ def _mismatch(meta:dict, cfg:ExperimentConfig, fingerprint:str|None=None) -> lis
 def cmd_finetune(a):
     "Fine-tune a pruned network with its masks (the paper's protocol, or `--epochs`); masks made for another network are refused."
     out = _writable(a.out) if a.out else None
-    _check_device(a.device)
+    get_device(a.device)                       # an unknown device, or one this machine lacks: refused before any work
     masks, meta = load_masks(a.masks)
     def refuse(problems):
         if problems and not a.allow_mismatch:
@@ -227,7 +214,7 @@ def cmd_finetune(a):
 def cmd_sweep(a):
     "Run every configuration of a config file not yet in the store; exit status 1 if any of them did not finish."
     cfgs = load_configs(a.config, a.set or ())
-    if a.executor == 'local': _check_device(a.device)    # on Ray the device is the workers'
+    if a.executor == 'local': get_device(a.device)       # on Ray the device is the workers'
     else: ray_reachable(a.address)                       # seconds, not minutes of `ray.init` retrying
     store = ResultStore(a.store)
     ids = [c.run_id for c in cfgs]
@@ -285,7 +272,7 @@ def cmd_report(a):
 def cmd_demo(a):
     "The README's main job: train (once) the MLP on MNIST, prune it with every criterion, print the comparison."
     if not 0 <= a.sparsity < 1: raise CLIError(f"--sparsity must be in [0, 1), got {a.sparsity}.")
-    _check_device(a.device)
+    get_device(a.device)                       # an unknown device, or one this machine lacks: refused before any work
     set_seed(a.seed)
     cfg = ExperimentConfig(network='MLP', seed=a.seed, train_epochs=a.epochs)
     dls = run_dls(cfg, a.data, a.device)

@@ -14,12 +14,11 @@ import pandas as pd
 import torch
 from fastprogress.fastprogress import progress_bar
 from fastcore.basics import patch
-from .core import get_device, evaluate
+from .core import get_device, evaluate, PRECISIONS, autocast_dtype, precision_name
 from .models import MODELS
 from .criteria import CRITERIA
 from .pruning import SCHEDULES, prune
-from .finetune import (PAPER_RECIPES, PRECISIONS, train_dense, finetune, save_checkpoint, load_checkpoint, versions,
-                                autocast_dtype, precision_name)
+from .finetune import PAPER_RECIPES, train_dense, finetune, save_checkpoint, load_checkpoint, versions
 
 # %% auto #0
 __all__ = ['DATASETS', 'ESTIMATORS', 'PAPER_SPARSITY', 'PAPER_LAMBDAS', 'PAPER_STAGES', 'PAPER_SEEDS', 'SMOKE_BUDGETS',
@@ -385,9 +384,10 @@ def run_dls(cfg:ExperimentConfig, # the run
 
 def measure(model, # the network
             dls, # its `PaperDataLoaders`
+            precision:str='auto', # the arithmetic of the forward passes (the run's `precision`)
            ) -> dict:
     "Loss and error of `model` (eval mode) on the train split (no augmentation), valid and test, as `<split>_<metric>`."
-    return {f'{split}_{k}': v for split in ('train', 'valid', 'test') for k, v in evaluate(model, dls.eval_dl(split)).items()}
+    return {f'{split}_{k}': v for split in ('train', 'valid', 'test') for k, v in evaluate(model, dls.eval_dl(split), precision).items()}
 
 def dense_model(cfg:ExperimentConfig, # the run (its network, data, seed and training budget)
                 cache=None, # checkpoint folder (see `checkpoint_dir`)
@@ -408,7 +408,7 @@ def dense_model(cfg:ExperimentConfig, # the run (its network, data, seed and tra
         dls = run_dls(cfg, data_path, dev)
         model, rec = train_dense(cfg.network, dls, seed=cfg.seed, epochs=cfg.train_epochs, show_progress=progress, precision=cfg.precision)
         rec = dict(key=key, best_epoch=rec['best_epoch'], seconds=rec['seconds'], recipe=rec['recipe'], precision=rec['precision'],
-                   device=rec['device'], metrics=measure(model, dls))
+                   device=rec['device'], metrics=measure(model, dls, cfg.precision))
         save_checkpoint(path, model, arch=cfg.network, **rec)
     return model, dict(rec, cached=False, path=str(path))
 
@@ -446,7 +446,7 @@ def run_experiment(config:ExperimentConfig|dict, # the run
                t_quantities=float(log.t_quantities.sum()), t_rank=float(log.t_rank.sum()),
                stage_log=json.loads(log.reset_index().to_json(orient='records')))
     t0 = time.perf_counter()
-    rec.update({f'pruned_{k}': v for k, v in measure(model, dls).items()})
+    rec.update({f'pruned_{k}': v for k, v in measure(model, dls, cfg.precision).items()})
     t_eval = time.perf_counter() - t0
     ft_epochs = cfg.finetune_epochs
     if ft_epochs > 0:
@@ -455,7 +455,7 @@ def run_experiment(config:ExperimentConfig|dict, # the run
                                seed=cfg.seed, precision=cfg.precision)
         rec.update(t_finetune=time.perf_counter() - t0, finetune_best_epoch=frec['best_epoch'], finetune_precision=frec['precision'])
         t0 = time.perf_counter()
-        rec.update({f'finetuned_{k}': v for k, v in measure(model, dls).items()})
+        rec.update({f'finetuned_{k}': v for k, v in measure(model, dls, cfg.precision).items()})
         t_eval += time.perf_counter() - t0
         rec['finetuned_sparsity'] = 1 - sum(int((p != 0).sum()) for p in
                                             (dict(model.named_parameters())[n] for n in masks)) / masks.n_total

@@ -100,7 +100,7 @@ GRID = '''
     [[grid.blocks]]
     criterion = ["LM"]
     lam = [0.0, 0.01]
-'
+'''
 
 @needs_scripts
 def test_sweep_exit_status_overrides_and_report(tmp_path, data_path, capsys, monkeypatch):
@@ -181,7 +181,7 @@ CASES = [   # (argv, what the message says)
     (['finetune', 'good.pth', 'list.pt'], 'holds a list'),              # a masks file holding a list
     (['finetune', 'good.pth', 'adir'], 'is a folder'),
     (['finetune', 'good.pth', 'text.pt'], 'text.pt is not a'),
-    (['train', 'MLP', '--epochs', '1', '--device', 'bogus'], "'bogus' is not a device"),
+    (['train', 'MLP', '--epochs', '1', '--device', 'bogus'], "Unknown device 'bogus'"),
     (['prune', 'good.pth', '--out', 'afile.txt/masks.pt'], 'is a file, not a folder'),   # an unwritable --out, before any work
     (['prune', 'good.pth', '--out', 'adir'], 'is a folder'),
     (['report', '--store', 'text.sqlite'], 'not an SQLite file'),       # a store that is not SQLite
