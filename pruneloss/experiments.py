@@ -731,10 +731,10 @@ def _drive(cfgs, store, retry_before, slots, start, collect, progress):
     while True:
         free, others = store._open(todo, retry_before)
         todo, n = free + others, slots()
+        if pb is not None: pb.update(len(cfgs) - len(todo) - len(running))    # finished, by this sweep or another
         for c in free:
             if len(running) >= n: break
             if store.claim(c, retry_before): running[start(c)] = c
-        if pb is not None: pb.update(len(cfgs) - len(todo))
         if not running:
             if not todo: break
             if progress and not waiting: print(f"waiting for {len(others)} run(s) claimed by another sweep", file=sys.stderr); waiting = True

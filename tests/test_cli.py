@@ -188,6 +188,7 @@ CASES = [   # (argv, what the message says)
     (['report', '--store', 'trunc.sqlite'], 'truncated'),               # a truncated store
     (['sweep', 'g.toml', '--store', 'text.sqlite'], 'not an SQLite file'),
     (['report', '--store', 'missing.sqlite'], 'No results store'),
+    (['sweep', 'g.toml', '--store', 'adir'], 'is a folder'),
     (['sweep', 'bad.yaml'], 'YAML syntax error'),
     (['sweep', 'grid5.toml'], '`grid` must be a table'),
     (['sweep', 'blocks5.toml'], '`grid.blocks` must be a list of tables'),
