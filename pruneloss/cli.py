@@ -6,19 +6,24 @@ Docs: https://pruneloss.github.io/pruneloss/cli.html.md"""
 
 # %% ../nbs/09_cli.ipynb #d6eac5fd
 from __future__ import annotations
-import argparse, copy, sys, time
+import argparse, copy, hashlib, os, shutil, sys, tempfile, time, warnings
 from pathlib import Path
 import pandas as pd
 import torch
-from .core import set_seed, get_device, n_prunable, evaluate
+warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)   # fastai's import-time noise, on every command
+import pruneloss
+from .core import Masks, set_seed, get_device, n_prunable, evaluate, safe_load, atomic_save, plain_data
 from .data import ExampleSampler, DataMissingError
+from .models import MODELS
 from .pruning import prune, sparsity_report
 from .finetune import finetune, load_checkpoint, save_checkpoint
-from .experiments import ExperimentConfig, dense_model, run_dls, load_configs, run_sweep, ResultStore
+from .experiments import (ExperimentConfig, dense_model, dense_key, run_dls, load_configs, run_sweep, ResultStore,
+                                   atomic_file, ray_reachable)
+
 
 # %% auto #0
-__all__ = ['compare_criteria', 'CLIError', 'cmd_train', 'cmd_prune', 'cmd_finetune', 'cmd_sweep', 'cmd_report', 'cmd_demo',
-           'build_parser', 'main', 'demo']
+__all__ = ['MASKS_FORMAT', 'compare_criteria', 'weights_fingerprint', 'save_masks', 'load_masks', 'CLIError', 'cmd_train',
+           'cmd_prune', 'cmd_finetune', 'cmd_sweep', 'cmd_report', 'cmd_demo', 'build_parser', 'main', 'demo']
 
 # %% ../nbs/09_cli.ipynb #20e05daa
 def compare_criteria(model, # the trained network
@@ -53,21 +58,78 @@ def compare_criteria(model, # the trained network
                          test_acc=1 - te['error'], test_acc_finetuned=acc_ft, seconds=time.perf_counter() - t0))
     return pd.DataFrame(rows)
 
+# %% ../nbs/09_cli.ipynb #5a3e9c10
+MASKS_FORMAT = 'pruneloss-masks' # the `format` entry of a masks file
+
+def weights_fingerprint(model:torch.nn.Module, # the network
+                       ) -> str:
+    "A hash of `model`'s state dict (names, dtypes, shapes, values; device-independent): which weights masks were computed on."
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        t = v.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{k}|{t.dtype}|{tuple(v.shape)}|".encode()); h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+def save_masks(path, # the file to write
+               masks:dict, # parameter name → bool tensor (True: kept)
+               **meta # what they were made for: network, seed, train_epochs, dense_fingerprint, criterion... (plain data only)
+              ) -> Path:
+    "Write masks and their record to a file that `torch.load(weights_only=True)` reads (data only, no code), atomically."
+    meta = plain_data(meta, 'the masks record')     # a TypeError, before anything is written, for what weights_only cannot read
+    return atomic_save(dict(format=MASKS_FORMAT, version=1, masks={n: m.detach().cpu() for n, m in masks.items()}, **meta), path)
+
+def load_masks(path, # a file written by `save_masks` (or a plain {name: bool tensor} dict saved with `torch.save`)
+              ) -> tuple[Masks, dict]:
+    "The masks in `path` and the record saved with them; read as data only, anything else is a `ValueError`."
+    p = Path(path)
+    d = safe_load(p, 'masks file')        # weights_only=True: never unpickles code, so a crafted file cannot run anything
+    if isinstance(d, dict) and 'masks' in d: masks, meta = d['masks'], {k: v for k, v in d.items() if k != 'masks'}
+    elif isinstance(d, dict) and d and all(isinstance(v, torch.Tensor) for v in d.values()): masks, meta = d, {}
+    else: raise ValueError(f"{p} holds a {type(d).__name__}, not masks (a dict with 'masks', as `pruneloss prune --out` writes).")
+    if not (isinstance(masks, dict) and masks and all(isinstance(k, str) and isinstance(m, torch.Tensor) and m.dtype == torch.bool
+                                                     for k, m in masks.items())):
+        raise ValueError(f"{p}: 'masks' must map parameter names to bool tensors.")
+    return Masks(masks), meta
+
+
 # %% ../nbs/09_cli.ipynb #403ba636
 class CLIError(Exception):
     "A user error on the command line: printed without a traceback, exit status 2."
 
-def _model_and_dls(a, source:str):
-    "A model from a checkpoint file or a network name, with the `DataLoaders` it was trained on."
+def _writable(path, # a file (or, with `folder`, a folder) the command will write at the end
+              folder:bool=False, # `path` is a folder
+             ) -> Path:
+    "`path`, after checking that it can be written, before any work (so hours of it are not lost to a typo); creates nothing."
+    p = Path(path).expanduser()
+    if p.is_dir() and not folder: raise CLIError(f"--out {p} is a folder; give a file name.")
+    if p.exists() and not p.is_dir() and folder: raise CLIError(f"--out {p} is a file; give a folder.")
+    d = p if folder else p.parent
+    while not d.exists(): d = d.parent                     # the nearest folder that exists (the rest is created at the end)
+    if not d.is_dir(): raise CLIError(f"--out {p} cannot be written: {d} is a file, not a folder.")
+    try: tempfile.TemporaryFile(dir=d).close()             # the only test that is true for every user, root included
+    except OSError as e: raise CLIError(f"--out {p} cannot be written: {e.strerror or e} in {d}.") from None
+    return p
+
+def _source_config(a, info:dict|None, source:str) -> ExperimentConfig:
+    "The run a network comes from: a checkpoint's recorded dense key, else `source` as a network name with --seed and --train-epochs."
+    if info is None: return ExperimentConfig(network=source, seed=a.seed, train_epochs=getattr(a, 'train_epochs', None))
+    conf = info.get('config') if isinstance(info.get('config'), dict) else {}
+    key = conf.get('key') or conf.get('dense_key') or {}     # a dense checkpoint, or one fine-tuned from it
+    return ExperimentConfig(network=info['arch'], seed=key.get('seed', a.seed), train_epochs=key.get('train_epochs'),
+                            n_train=key.get('n_train'), n_eval=key.get('n_eval'), precision=key.get('precision', 'auto'))
+
+def _model_and_dls(a, source:str, check=None):
+    "A model from a checkpoint file or a network name, with the `DataLoaders` it was trained on; `check(cfg)` runs before any training."
     p = Path(source)
+    if p.is_dir(): raise CLIError(f"{p} is a folder; give a checkpoint file or a network name ({', '.join(MODELS)}).")
     if p.suffix in ('.pt', '.pth') or p.exists():
         if not p.exists(): raise CLIError(f"No checkpoint file {p}.")
         model, info = load_checkpoint(p, device=a.device)
-        arch, cfg_d = info['arch'], info.get('config', {})
-        seed = cfg_d.get('seed', a.seed)
-        cfg = ExperimentConfig(network=arch, seed=seed, train_epochs=cfg_d.get('recipe', {}).get('epochs'))
+        cfg = _source_config(a, info, source)
+        if check: check(cfg)
     else:
-        cfg = ExperimentConfig(network=source, seed=a.seed, train_epochs=getattr(a, 'train_epochs', None))
+        cfg = _source_config(a, None, source)
+        if check: check(cfg)
         model, _ = dense_model(cfg, cache=a.cache, data_path=a.data, device=a.device, progress=True)
     return model, run_dls(cfg, a.data, a.device), cfg
 
@@ -75,27 +137,30 @@ def _input_shape(dls): return tuple(dls.train.dataset.x.shape[1:])
 
 def cmd_train(a):
     "Train (or load from the cache) a dense network and print its record."
+    out = _writable(a.out) if a.out else None
+    get_device(a.device)                       # an unknown device, or one this machine lacks: refused before any work
     cfg = ExperimentConfig(network=a.network, seed=a.seed, train_epochs=a.epochs)
     model, rec = dense_model(cfg, cache=a.cache, data_path=a.data, device=a.device, progress=True)
     print(f"{cfg.network} seed {cfg.seed}: {'loaded from' if rec['cached'] else 'trained and saved to'} {rec['path']}")
     m = rec.get('metrics', {})
     if m: print(pd.Series(m).to_string(float_format='{:.4f}'.format))
-    if a.out:
-        import shutil
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        print(f"copied to {shutil.copyfile(rec['path'], a.out)}")
+    if out:
+        with atomic_file(out) as tmp: shutil.copyfile(rec['path'], tmp)
+        print(f"copied to {out}")
     return model, rec
 
 def cmd_prune(a):
-    "Prune a network and print the per-stage log and the sparsity report."
+    "Prune a network and print the per-stage log and the sparsity report; `--out` saves the masks with what they were made for."
     from pruneloss.pruning import stage_sparsities
     from pruneloss.criteria import get_criterion
     if a.sparsity is not None: stage_sparsities(a.sparsity, a.stages, a.schedule)   # bad values fail before any work
     get_criterion(a.criterion, a.lam)
+    out = _writable(a.out) if a.out else None
+    get_device(a.device)                       # an unknown device, or one this machine lacks: refused before any work
     model, dls, cfg = _model_and_dls(a, a.source)
-    if a.sparsity is None: a.sparsity = ExperimentConfig(network=cfg.network).sparsity
-    sampler = ExampleSampler.from_dls(dls, n=a.n_examples, bs=min(a.n_examples, 1000 if cfg.data == 'MNIST' else 100),
-                                      seed=a.seed)
+    if a.sparsity is None: a.sparsity = cfg.sparsity
+    fingerprint = weights_fingerprint(model)
+    sampler = ExampleSampler.from_dls(dls, n=a.n_examples, bs=min(a.n_examples, cfg.example_bs), seed=a.seed)
     masks, log = prune(model, a.criterion, a.sparsity, n_stages=a.stages, schedule=a.schedule, data=sampler,
                        n_examples=a.n_examples, estimator=a.estimator, lam=a.lam, seed=a.seed)
     pruned = masks.apply(copy.deepcopy(model))
@@ -107,65 +172,107 @@ def cmd_prune(a):
     for split in ('train', 'test'):
         e = evaluate(pruned, dls.eval_dl(split))
         print(f"{split}: loss {e['loss']:.4f}, accuracy {1 - e['error']:.4f} (right after pruning)")
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        torch.save(dict(masks=dict(masks), network=cfg.network, seed=cfg.seed, criterion=a.criterion, lam=a.lam,
-                        stages=a.stages, sparsity=a.sparsity), a.out)
-        print(f"masks saved to {a.out}")
+    if out:
+        save_masks(out, masks, network=cfg.network, seed=cfg.seed, train_epochs=cfg.train_epochs, n_train=cfg.n_train,
+                   n_eval=cfg.n_eval, dense_fingerprint=fingerprint, source=str(a.source), criterion=a.criterion, lam=a.lam,
+                   stages=a.stages, schedule=a.schedule, sparsity=a.sparsity, estimator=a.estimator, n_examples=a.n_examples,
+                   example_seed=a.seed, pruneloss=pruneloss.__version__)
+        print(f"masks saved to {out}")
     return masks, log
 
+_MADE_FOR = ('network', 'seed', 'train_epochs')
+
+def _mismatch(meta:dict, cfg:ExperimentConfig, fingerprint:str|None=None) -> list[str]:
+    "How the network the masks were made for (their record) differs from `cfg` (and its weights' fingerprint)."
+    if 'network' not in meta: return ["the masks file records no network (it was not written by `pruneloss prune --out`)"]
+    out = [f"{k} {meta.get(k)!r} (masks) ≠ {getattr(cfg, k)!r} (network)" for k in _MADE_FOR if meta.get(k) != getattr(cfg, k)]
+    if fingerprint is not None and not out and meta.get('dense_fingerprint') != fingerprint:
+        out.append(f"same network, seed and epochs but other weights (fingerprint {meta.get('dense_fingerprint')} ≠ {fingerprint}: retrained since?)")
+    return out
+
 def cmd_finetune(a):
-    "Fine-tune a pruned network with its masks (the paper's protocol, or `--epochs`)."
-    from pruneloss.core import Masks
-    model, dls, cfg = _model_and_dls(a, a.source)
-    saved = torch.load(a.masks, map_location='cpu', weights_only=False)
-    masks = Masks(saved['masks'] if isinstance(saved, dict) and 'masks' in saved else saved)
+    "Fine-tune a pruned network with its masks (the paper's protocol, or `--epochs`); masks made for another network are refused."
+    out = _writable(a.out) if a.out else None
+    get_device(a.device)                       # an unknown device, or one this machine lacks: refused before any work
+    masks, meta = load_masks(a.masks)
+    def refuse(problems):
+        if problems and not a.allow_mismatch:
+            raise CLIError(f"The masks in {a.masks} were made for another network: {'; '.join(problems)}. "
+                           "Pass --allow-mismatch to use them anyway.")
+    model, dls, cfg = _model_and_dls(a, a.source, check=lambda cfg: refuse(_mismatch(meta, cfg)))   # before any training
     try: masks.check(model)
     except ValueError as e: raise CLIError(f"The masks in {a.masks} do not fit the model: {e}") from None
+    refuse(_mismatch(meta, cfg, weights_fingerprint(model)))
     pruned = masks.apply(copy.deepcopy(model))
     before = evaluate(pruned, dls.eval_dl('test'))
-    tuned, rec = finetune(pruned, masks, dls, cfg.network, epochs=a.epochs)
+    tuned, rec = finetune(pruned, masks, dls, cfg.network, epochs=a.epochs, seed=cfg.seed, precision=cfg.precision)
     print(f"test accuracy: {1 - before['error']:.4f} after pruning, {1 - rec['test']['error']:.4f} after fine-tuning "
           f"(best epoch {rec['best_epoch']})")
-    if a.out: print(f"saved to {save_checkpoint(a.out, tuned, arch=cfg.network, finetune=rec, masks=a.masks)}")
+    if out: print(f"saved to {save_checkpoint(out, tuned, arch=cfg.network, dense_key=dense_key(cfg), finetune=rec, masks=str(a.masks), masks_record=meta)}")
     return tuned, rec
 
 def cmd_sweep(a):
-    "Run every configuration of a config file not yet in the store."
-    cfgs = load_configs(a.config)
-    if a.set: cfgs = [c.with_overrides(*a.set) for c in cfgs]
+    "Run every configuration of a config file not yet in the store; exit status 1 if any of them did not finish."
+    cfgs = load_configs(a.config, a.set or ())
+    if a.executor == 'local': get_device(a.device)       # on Ray the device is the workers'
+    else: ray_reachable(a.address)                       # seconds, not minutes of `ray.init` retrying
     store = ResultStore(a.store)
-    print(f"{len(cfgs)} runs in {a.config}; store {a.store}: {len(store.ids('done'))} done before this sweep")
+    ids = [c.run_id for c in cfgs]
+    before = store.status()
+    print(f"{len(cfgs)} runs in {a.config}; store {a.store}: {sum(before.get(i) == 'done' for i in ids)} done before this sweep")
     run_sweep(cfgs, store, executor=a.executor, address=a.address, retry_failed=a.retry_failed, cache=a.cache,
               data_path=a.data, device=a.device, num_gpus=a.gpus)
-    st = pd.Series(store.status()).value_counts()
-    print(f"store {a.store}: " + ', '.join(f'{n} {k}' for k, n in st.items()))
+    st = store.status()
+    mine = pd.Series([st.get(i, 'missing') for i in ids]).value_counts()
+    print(f"this sweep's {len(ids)} runs: " + ', '.join(f'{n} {k}' for k, n in mine.items()) + f" (store {a.store}: {len(st)} runs)")
+    bad = [i for i in ids if st.get(i) != 'done']
+    for i in bad[:10]: print(f"  {i}: {st.get(i)}: {' '.join(str(store.get(i).get('error')).split())[:300]}", file=sys.stderr)
+    if bad:
+        print(f"pruneloss sweep: {len(bad)} of {len(ids)} runs did not finish; their errors and tracebacks are in the store "
+              f"(ResultStore.get); rerun with --retry-failed.", file=sys.stderr)
+        a.status = 1
     return store
 
+def _save_figure(fig, path) -> list[Path]:
+    "`save_figure`, atomically; the figure is closed."
+    from pruneloss.report import save_figure
+    import matplotlib.pyplot as plt
+    with atomic_file(path) as tmp: save_figure(fig, tmp)
+    plt.close(fig)
+    return [Path(path)]
+
 def cmd_report(a):
-    "Tables and figures from a results store."
-    from pruneloss.report import summary_table, plot_loss_vs_lambda, plot_accuracy_vs_lambda, plot_loss_vs_accuracy, save_figure
-    if not Path(a.store).exists(): raise CLIError(f"No results store {a.store}.")
-    df = ResultStore(a.store).to_df()
-    if not len(df): raise CLIError(f"{a.store} holds no finished run yet.")
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    "Tables and figures from a results store; a corrupt row is left out, named, and makes the exit status 1."
+    from pruneloss.report import summary_table, plot_loss_vs_lambda, plot_accuracy_vs_lambda, plot_loss_vs_accuracy
+    out = _writable(a.out, folder=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')       # corrupt rows are reported below, once
+        df = ResultStore(a.store, create=False).to_df()
+    corrupt = df.attrs.get('corrupt', {})
+    if not len(df): raise CLIError(f"{a.store} holds no finished run yet" + (f" ({len(corrupt)} corrupt row(s): {'; '.join(corrupt.values())})." if corrupt else "."))
+    out.mkdir(parents=True, exist_ok=True)
     tab = summary_table(df, fmt='{:.4f}')
     with pd.option_context('display.width', 160, 'display.max_rows', 200): print(tab.to_string())
-    tab.to_csv(out/'summary.csv'); ResultStore(a.store).to_csv(out/'runs.csv')
     files = [out/'summary.csv', out/'runs.csv']
+    with atomic_file(files[0]) as tmp: tab.to_csv(tmp)
+    with atomic_file(files[1]) as tmp: df.to_csv(tmp, index=False)
     for net in sorted(df.network.unique()):
-        files += save_figure(plot_loss_vs_lambda(df, net), out/f'{net}_loss_vs_lambda.{a.format}')
+        files += _save_figure(plot_loss_vs_lambda(df, net), out/f'{net}_loss_vs_lambda.{a.format}')
         if df.finetuned_test_error.notna().any():
-            files += save_figure(plot_accuracy_vs_lambda(df, net), out/f'{net}_accuracy_vs_lambda.{a.format}')
+            files += _save_figure(plot_accuracy_vs_lambda(df, net), out/f'{net}_accuracy_vs_lambda.{a.format}')
             fig, tau = plot_loss_vs_accuracy(df, net)
-            files += save_figure(fig, out/f'{net}_loss_vs_accuracy.{a.format}')
+            files += _save_figure(fig, out/f'{net}_loss_vs_accuracy.{a.format}')
             print(f"{net}: Kendall τ between training loss after pruning and test accuracy after fine-tuning: {tau:.3f}")
     print("wrote " + ', '.join(str(f) for f in files))
+    if corrupt:
+        print(f"pruneloss report: warning: {len(corrupt)} corrupt row(s) left out: {'; '.join(corrupt.values())}", file=sys.stderr)
+        a.status = 1
     return files
 
 def cmd_demo(a):
     "The README's main job: train (once) the MLP on MNIST, prune it with every criterion, print the comparison."
     if not 0 <= a.sparsity < 1: raise CLIError(f"--sparsity must be in [0, 1), got {a.sparsity}.")
+    get_device(a.device)                       # an unknown device, or one this machine lacks: refused before any work
     set_seed(a.seed)
     cfg = ExperimentConfig(network='MLP', seed=a.seed, train_epochs=a.epochs)
     dls = run_dls(cfg, a.data, a.device)
@@ -180,12 +287,23 @@ def cmd_demo(a):
         print(df.to_string(index=False, float_format='{:.4f}'.format))
     return df
 
+
 # %% ../nbs/09_cli.ipynb #e3c8b4a8
 def _stages(s:str) -> tuple[int, ...]:
     try: out = tuple(int(v) for v in s.split(','))
     except ValueError: raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
     if any(v < 1 for v in out): raise argparse.ArgumentTypeError(f"stage counts must be >= 1, got {s!r}")
     return out
+
+def _at_least(lo:int):
+    "An argparse type: an integer ≥ `lo`."
+    def conv(s:str) -> int:
+        try: v = int(s)
+        except ValueError: raise argparse.ArgumentTypeError(f"expected an integer, got {s!r}") from None
+        if v < lo: raise argparse.ArgumentTypeError(f"must be >= {lo}, got {v}")
+        return v
+    conv.__name__ = f'integer >= {lo}'
+    return conv
 
 def build_parser() -> argparse.ArgumentParser:
     "The `pruneloss` argument parser."
@@ -194,12 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument('--cache', help='dense checkpoint folder (default: $PRUNELOSS_CACHE/checkpoints)')
     common.add_argument('--device', help="'cpu', 'cuda', ... (default: the best available)")
     common.add_argument('--seed', type=int, default=1111, help='seed of the network, its split and the example draws')
-    p = argparse.ArgumentParser(prog='pruneloss', description='Loss-model pruning: MP, OBD, LM and QM with locality.')
+    p = argparse.ArgumentParser(prog='pruneloss', description='Loss-model pruning: MP, OBD, LM and QM with locality.',
+                                epilog='Exit status: 0 success, 1 a sweep with runs that did not finish (or a report that left corrupt '
+                                       'rows out), 2 a usage or input error (one line on stderr; PRUNELOSS_DEBUG=1 shows the traceback).')
+    p.add_argument('--version', action='version', version=f"pruneloss {pruneloss.__version__} ({Path(pruneloss.__file__).parent})")
+    p.set_defaults(status=0)
     sub = p.add_subparsers(dest='command', required=True, metavar='{train,prune,finetune,sweep,report,demo}')
 
     s = sub.add_parser('train', parents=[common], help='train a dense network (cached)', description=cmd_train.__doc__)
-    s.add_argument('network', choices=['MLP', 'VGG11', 'PreActResNet18'])
-    s.add_argument('--epochs', type=int, help="training epochs (default: the paper's)")
+    s.add_argument('network', choices=list(MODELS))
+    s.add_argument('--epochs', type=_at_least(0), help="training epochs (default: the paper's)")
     s.add_argument('--out', help='also save the checkpoint to this file')
     s.set_defaults(func=cmd_train)
 
@@ -207,20 +329,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('source', help='a checkpoint file, or a network name (its cached dense network)')
     s.add_argument('--criterion', default='QM', type=str.upper, choices=['MP', 'OBD', 'LM', 'QM'])
     s.add_argument('--sparsity', type=float, help="target sparsity in [0, 1) (default: the paper's for the network)")
-    s.add_argument('--stages', type=int, default=1, help='number of pruning stages')
+    s.add_argument('--stages', type=_at_least(1), default=1, help='number of pruning stages')
     s.add_argument('--schedule', default='geometric', choices=['geometric', 'linear'])
     s.add_argument('--lam', type=float, default=0., help='step-size regulariser λ >= 0')
     s.add_argument('--estimator', default='exact', choices=['exact', 'mc', 'efisher'])
-    s.add_argument('--n-examples', type=int, default=1000, help='training examples per stage')
-    s.add_argument('--train-epochs', type=int, help='epochs of the dense network when SOURCE is a name')
-    s.add_argument('--out', help='save the masks to this file')
+    s.add_argument('--n-examples', type=_at_least(1), default=1000, help='training examples per stage')
+    s.add_argument('--train-epochs', type=_at_least(0), help='epochs of the dense network when SOURCE is a name')
+    s.add_argument('--out', help='save the masks, and the network they were made for, to this file')
     s.set_defaults(func=cmd_prune)
 
     s = sub.add_parser('finetune', parents=[common], help='fine-tune a pruned network', description=cmd_finetune.__doc__)
     s.add_argument('source', help='a checkpoint file, or a network name (its cached dense network)')
     s.add_argument('masks', help="a masks file written by 'pruneloss prune --out'")
-    s.add_argument('--epochs', type=int, help="fine-tuning epochs (default: the paper's whole schedule)")
-    s.add_argument('--train-epochs', type=int, help='epochs of the dense network when SOURCE is a name')
+    s.add_argument('--epochs', type=_at_least(1), help="fine-tuning epochs (default: the paper's whole schedule)")
+    s.add_argument('--train-epochs', type=_at_least(0), help='epochs of the dense network when SOURCE is a name')
+    s.add_argument('--allow-mismatch', action='store_true', help='use masks made for another network (other seed, epochs or weights)')
     s.add_argument('--out', help='save the fine-tuned network to this file')
     s.set_defaults(func=cmd_finetune)
 
@@ -231,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--address', help="Ray cluster address, e.g. 10.0.0.1:6379 (default: a local Ray)")
     s.add_argument('--gpus', type=float, help='Ray: GPUs per run (default: 1 if the cluster has GPUs)')
     s.add_argument('--retry-failed', action='store_true', help='rerun the runs that failed before')
-    s.add_argument('--set', nargs='*', metavar='KEY=VALUE', help='override config fields, e.g. --set finetune_epochs=2')
+    s.add_argument('--set', action='extend', nargs='+', metavar='KEY=VALUE',
+                   help='override config fields, e.g. --set finetune_epochs=2 --set n_train=5000 (repeatable)')
     s.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser('report', parents=[common], help='tables and figures from a store', description=cmd_report.__doc__)
@@ -246,24 +370,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 def _demo_args(s):
-    s.add_argument('--epochs', type=int, default=20, help='dense training epochs (the paper: 800; cached)')
+    s.add_argument('--epochs', type=_at_least(0), default=20, help='dense training epochs (the paper: 800; cached)')
     s.add_argument('--sparsity', type=float, default=0.98847, help="target sparsity (the paper's for the MLP)")
     s.add_argument('--stages', type=_stages, default=(1, 14), help='comma-separated stage counts for OBD, LM and QM')
     s.add_argument('--lam', type=float, default=0., help='step-size regulariser λ')
-    s.add_argument('--n-examples', type=int, default=1000, help='training examples per pruning stage')
-    s.add_argument('--finetune-epochs', type=int, default=1, help='masked fine-tuning epochs after pruning (0: skip)')
+    s.add_argument('--n-examples', type=_at_least(1), default=1000, help='training examples per pruning stage')
+    s.add_argument('--finetune-epochs', type=_at_least(0), default=1, help='masked fine-tuning epochs after pruning (0: skip)')
 
-def main(argv=None):
-    "Run the `pruneloss` command line; returns what the subcommand returns, exits with status 2 on a user error."
+def main(argv=None) -> int:
+    "Run the `pruneloss` command line and return its exit status: 0 done, 1 runs did not finish (sweep) or rows were left out (report), 2 a user error."
     p = build_parser()
-    a = p.parse_args(argv)
-    try: return a.func(a)
-    except (CLIError, ValueError, DataMissingError, FileNotFoundError) as e:
-        p.exit(2, f"pruneloss {a.command}: error: {e}\n")
+    a = p.parse_args(argv)                 # argparse's own errors exit here, with status 2
+    try: a.func(a)
+    except (CLIError, ValueError, TypeError, OSError, ImportError) as e:   # bad input (a DataMissingError is an OSError), a missing extra; anything else is a bug: traceback
+        if os.environ.get('PRUNELOSS_DEBUG'): raise
+        print(f"pruneloss {a.command}: error: {' '.join(str(e).split()) or type(e).__name__}", file=sys.stderr)
+        return 2
+    return a.status
 
-def demo(argv=None):
+def demo(argv=None) -> int:
     "`pruneloss-demo`: the same as `pruneloss demo`."
     return main(['demo', *(sys.argv[1:] if argv is None else argv)])
 
+
 # %% ../nbs/09_cli.ipynb #1e2d2c40
-if __name__ == '__main__': main()
+if __name__ == '__main__': sys.exit(main())

@@ -6,14 +6,15 @@ Docs: https://pruneloss.github.io/pruneloss/experiments.html.md"""
 
 # %% ../nbs/07_experiments.ipynb #29b2e561
 from __future__ import annotations
-import os, sys, json, math, time, socket, hashlib, itertools, sqlite3, traceback, typing, tomllib, contextlib
+import os, sys, json, math, time, socket, secrets, hashlib, itertools, sqlite3, threading, traceback, typing, tomllib, contextlib, warnings
 from dataclasses import dataclass, asdict, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 import pandas as pd
 import torch
 from fastprogress.fastprogress import progress_bar
-from .core import get_device, set_seed, evaluate
+from fastcore.basics import patch
+from .core import get_device, evaluate, PRECISIONS, autocast_dtype, precision_name
 from .models import MODELS
 from .criteria import CRITERIA
 from .pruning import SCHEDULES, prune
@@ -21,9 +22,9 @@ from .finetune import PAPER_RECIPES, train_dense, finetune, save_checkpoint, loa
 
 # %% auto #0
 __all__ = ['DATASETS', 'ESTIMATORS', 'PAPER_SPARSITY', 'PAPER_LAMBDAS', 'PAPER_STAGES', 'PAPER_SEEDS', 'SMOKE_BUDGETS',
-           'ExperimentConfig', 'to_toml', 'read_config_file', 'write_config_file', 'parse_overrides', 'expand_grid',
-           'Grid', 'load_configs', 'checkpoint_dir', 'dense_key', 'dense_path', 'file_lock', 'run_dls', 'measure',
-           'dense_model', 'run_experiment', 'ResultStore', 'pending', 'run_sweep']
+           'ExperimentConfig', 'to_toml', 'atomic_file', 'read_config_file', 'write_config_file', 'parse_overrides',
+           'expand_grid', 'Grid', 'load_configs', 'checkpoint_dir', 'dense_key', 'dense_path', 'file_lock', 'run_dls',
+           'measure', 'dense_model', 'run_experiment', 'ResultStore', 'pending', 'run_sweep', 'ray_reachable']
 
 # %% ../nbs/07_experiments.ipynb #25e51df1
 DATASETS = {'MNIST': ('MLP',), 'CIFAR10': ('VGG11', 'PreActResNet18')}
@@ -35,10 +36,31 @@ PAPER_SEEDS = (1111, 1112, 1113, 1114, 1115)
 
 def _default_data(network): return next((d for d, ns in DATASETS.items() if network in ns), None)
 
+_HINTS = {}   # dataclass → its resolved type hints (resolving them is slow; from_dict calls this once per field)
+
+def _coerce(cls, key, value):
+    "`value` (parsed) converted to the type of field `key` of dataclass `cls`."
+    if cls not in _HINTS: _HINTS[cls] = typing.get_type_hints(cls)
+    hints = _HINTS[cls]
+    if key not in hints: raise ValueError(f"Unknown config key {key!r}; known: {list(hints)}.")
+    t = hints[key]; args = typing.get_args(t)
+    if value is None or (isinstance(value, str) and value.lower() in ('none', 'null')):
+        if type(None) in args: return None
+        raise ValueError(f"{key} cannot be none.")
+    base = next((a for a in args if a is not type(None)), t)
+    if base is float and isinstance(value, (int, float)) and not isinstance(value, bool): return float(value)
+    if base is int and isinstance(value, float) and value.is_integer(): return int(value)
+    if base is str: return str(value)
+    if not isinstance(value, base) or isinstance(value, bool) != (base is bool):
+        raise ValueError(f"{key} expects {base.__name__}, got {value!r}.")
+    return value
+
+_LATER = dict(precision='auto')   # fields added after results were published: at these values, the runs keep their run_id
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     "Everything that defines one pruning run (SPEC §6); validated on creation."
-    network:str='MLP' # 'MLP', 'VGG11' or 'PreActResNet18'
+    network:str # 'MLP', 'VGG11' or 'PreActResNet18' (required: nothing says which network a run is for otherwise)
     data:str|None=None # 'MNIST' or 'CIFAR10' (None: the network's data set)
     seed:int=1111 # seed of the dense network (and of MNIST's split), of the stage examples and of fine-tuning
     criterion:str='MP' # 'MP', 'OBD', 'LM' or 'QM'
@@ -54,10 +76,11 @@ class ExperimentConfig:
     finetune_epochs:int|None=None # fine-tuning epochs (None: the paper's recipe again; 0: no fine-tuning)
     n_train:int|None=None # use only n examples of the train split, a fixed random subset (smoke tests; None: all)
     n_eval:int|None=None # use only n examples of valid and of test, fixed random subsets (smoke tests; None: all)
+    precision:str='auto' # training arithmetic: 'auto', 'fp32', 'bf16' or 'fp16' (see `autocast_dtype`)
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)
-        if self.network not in MODELS: raise ValueError(f"Unknown network {self.network!r}; choose one of {sorted(MODELS)}.")
+        if not isinstance(self.network, str) or self.network not in MODELS: raise ValueError(f"Unknown network {self.network!r}; choose one of {sorted(MODELS)}.")
         if self.data is None: set_('data', _default_data(self.network))
         if self.data not in DATASETS: raise ValueError(f"Unknown data {self.data!r}; choose one of {sorted(DATASETS)}.")
         if self.network not in DATASETS[self.data]:
@@ -67,6 +90,7 @@ class ExperimentConfig:
         set_('criterion', crit)
         if self.schedule not in SCHEDULES: raise ValueError(f"Unknown schedule {self.schedule!r}; choose one of {SCHEDULES}.")
         if self.estimator not in ESTIMATORS: raise ValueError(f"Unknown estimator {self.estimator!r}; choose one of {ESTIMATORS}.")
+        if self.precision not in PRECISIONS: raise ValueError(f"Unknown precision {self.precision!r}; choose one of {PRECISIONS}.")
         if self.sparsity is None: set_('sparsity', PAPER_SPARSITY[self.network])
         if self.example_bs is None: set_('example_bs', 1000 if self.data == 'MNIST' else 100)
         for k in ('train_epochs', 'finetune_epochs'):    # None: the paper's budget, written out (same run, same run_id)
@@ -83,17 +107,20 @@ class ExperimentConfig:
 
     @property
     def run_id(self) -> str:
-        "A stable identifier: a hash of all the fields."
-        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        "A stable identifier: a hash of all the fields (a field added later counts only when it is not at its default)."
+        d = {k: v for k, v in self.to_dict().items() if not (k in _LATER and v == _LATER[k])}
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict: return asdict(self)
 
     @classmethod
     def from_dict(cls, d:dict):
-        "A config from a dict; unknown keys are an error."
+        "A config from a dict, each value converted to its field's type; unknown keys are an error, and so is a missing `network`."
+        if not isinstance(d, dict): raise ValueError(f"A run's config is a table of fields, got a {type(d).__name__}: {d!r:.80}.")
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown: raise ValueError(f"Unknown config keys {sorted(unknown)}; known: {[f.name for f in fields(cls)]}.")
-        return cls(**d)
+        if 'network' not in d: raise ValueError(f"A run needs a `network` (one of {sorted(MODELS)}); none is given.")
+        return cls(**{k: _coerce(cls, k, v) for k, v in d.items()})
 
     def __repr__(self):
         return f"ExperimentConfig({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items() if v is not None)})"
@@ -124,51 +151,61 @@ def to_toml(d:dict, # keys → scalars, lists, or dicts (tables) of those, or li
         return lines
     return '\n'.join(table(d, '')).strip() + '\n'
 
+@contextlib.contextmanager
+def atomic_file(path, # the file to write
+               ):
+    "A temporary path next to `path` (same suffix) to write to; renamed onto `path` if the block succeeds, removed if not."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)     # atomic on POSIX and Windows: readers see the old file or the new one, never a part
+    finally: tmp.unlink(missing_ok=True)
+
+def _yaml():
+    try: import yaml
+    except ImportError: raise ImportError("YAML config files need PyYAML: pip install pyyaml (or use a .toml file).") from None
+    return yaml
+
 def read_config_file(path) -> dict:
-    "The dict in a TOML (.toml) or YAML (.yaml/.yml) file."
+    "The table in a TOML (.toml) or YAML (.yaml/.yml) file; a syntax error, or a file that is not a table, is a `ValueError` naming the file."
     path = Path(path)
-    if path.suffix == '.toml': return tomllib.loads(path.read_text())
-    if path.suffix in ('.yaml', '.yml'):
-        try: import yaml
-        except ImportError: raise ImportError("Reading YAML needs PyYAML: pip install pyyaml (or use a .toml file).") from None
-        return yaml.safe_load(path.read_text()) or {}
-    raise ValueError(f"Config files are .toml, .yaml or .yml, got {path.name!r}.")
+    if path.suffix not in ('.toml', '.yaml', '.yml'): raise ValueError(f"Config files are .toml, .yaml or .yml, got {path.name!r}.")
+    if path.is_dir(): raise ValueError(f"{path} is a folder, not a config file.")
+    if not path.exists(): raise FileNotFoundError(f"No config file {path}.")
+    text = path.read_text()
+    if path.suffix == '.toml':
+        try: d = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e: raise ValueError(f"{path}: TOML syntax error: {e}") from None
+    else:
+        yaml = _yaml()
+        try: d = yaml.safe_load(text)
+        except yaml.YAMLError as e: raise ValueError(f"{path}: YAML syntax error: {' '.join(str(e).split())}") from None
+        if d is None: d = {}      # an empty YAML file
+    if not isinstance(d, dict):
+        t = type(d).__name__
+        raise ValueError(f"{path} holds {'an' if t[0] in 'aeiou' else 'a'} {t}; a config file is a table of fields (or [base] and [grid]).")
+    return d
 
 def write_config_file(d:dict, path) -> Path:
-    "Write a dict to a TOML or YAML file (by suffix)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == '.toml': path.write_text(to_toml(d))
-    elif path.suffix in ('.yaml', '.yml'):
-        try: import yaml
-        except ImportError: raise ImportError("Writing YAML needs PyYAML: pip install pyyaml (or use a .toml file).") from None
-        path.write_text(yaml.safe_dump(d, sort_keys=False))
+    "Write a dict to a TOML or YAML file (by suffix), atomically."
+    path = Path(path)
+    if path.suffix == '.toml': text = to_toml(d)
+    elif path.suffix in ('.yaml', '.yml'): text = _yaml().safe_dump(d, sort_keys=False)
     else: raise ValueError(f"Config files are .toml, .yaml or .yml, got {path.name!r}.")
+    with atomic_file(path) as tmp: tmp.write_text(text)
     return path
 
-# %% ../nbs/07_experiments.ipynb #3419b186
-def _coerce(cls, key, value):
-    "`value` (parsed) converted to the type of field `key` of dataclass `cls`."
-    hints = typing.get_type_hints(cls)
-    if key not in hints: raise ValueError(f"Unknown config key {key!r}; known: {list(hints)}.")
-    t = hints[key]; args = typing.get_args(t)
-    if value is None or (isinstance(value, str) and value.lower() in ('none', 'null')):
-        if type(None) in args: return None
-        raise ValueError(f"{key} cannot be none.")
-    base = next((a for a in args if a is not type(None)), t)
-    if base is float and isinstance(value, (int, float)) and not isinstance(value, bool): return float(value)
-    if base is int and isinstance(value, float) and value.is_integer(): return int(value)
-    if base is str: return str(value)
-    if not isinstance(value, base) or isinstance(value, bool) != (base is bool):
-        raise ValueError(f"{key} expects {base.__name__}, got {value!r}.")
-    return value
 
+# %% ../nbs/07_experiments.ipynb #3419b186
 def parse_overrides(items, # 'key=value' strings (values parsed as TOML, else kept as text)
                    ) -> dict:
-    "Command-line `key=value` pairs as a dict of parsed values."
+    "Command-line `key=value` pairs as a dict of parsed values; a key given twice is an error."
     out = {}
     for it in items:
         if '=' not in it: raise ValueError(f"Overrides are key=value, got {it!r}.")
         k, v = (s.strip() for s in it.split('=', 1))
+        if k in out: raise ValueError(f"{k} is set twice ({k}={out[k]!r} and {it!r}); give each key once.")
         try: out[k] = tomllib.loads(f"v = {v}")['v']
         except tomllib.TOMLDecodeError: out[k] = v
     return out
@@ -187,7 +224,8 @@ def _load(cls, path):
     "Read one config from a .toml or .yaml file (a file with a [grid] is read with `load_configs`)."
     d = read_config_file(path)
     if 'grid' in d or 'base' in d: raise ValueError(f"{path} describes a grid: read it with `load_configs` or `Grid.load`.")
-    return cls.from_dict({k: _coerce(cls, k, v) if k in {f.name for f in fields(cls)} else v for k, v in d.items()})
+    try: return cls.from_dict(d)
+    except ValueError as e: raise ValueError(f"{path}: {e}") from None
 
 ExperimentConfig.with_overrides, ExperimentConfig.save, ExperimentConfig.load = _with_overrides, _save, _load
 
@@ -233,10 +271,15 @@ class Grid:
         "A grid from a file's dict: `base` and `grid` (axes and `blocks`)."
         unknown = set(d) - {'base', 'grid'}
         if unknown: raise ValueError(f"A grid file has [base] and [grid] only, found {sorted(unknown)}.")
+        for k in ('base', 'grid'):
+            if not isinstance(d.get(k, {}), dict): raise ValueError(f"`{k}` must be a table ([{k}]), got {d[k]!r:.60}.")
         g = dict(d.get('grid', {})); blocks = g.pop('blocks', [])
+        if not (isinstance(blocks, list) and all(isinstance(b, dict) for b in blocks)):
+            raise ValueError(f"`grid.blocks` must be a list of tables ([[grid.blocks]]), got {blocks!r:.60}.")
         for ax in [g] + blocks:
             for k, v in ax.items():
-                if not isinstance(v, list): raise ValueError(f"Grid axis {k!r} must be a list of values, got {v!r}.")
+                if not isinstance(v, list): raise ValueError(f"Grid axis {k!r} must be a list of values, got {v!r:.60}.")
+                if not v: raise ValueError(f"Grid axis {k!r} is empty: the grid would have no runs.")
         return cls(dict(d.get('base', {})), g, blocks)
     def save(self, path) -> Path: return write_config_file(self.to_dict(), path)
     @classmethod
@@ -245,10 +288,13 @@ class Grid:
 def load_configs(path, # a .toml/.yaml file: one run's fields, or a [base] + [grid]
                  overrides=() # 'key=value' strings applied to every run
                 ) -> list[ExperimentConfig]:
-    "The runs a config file describes, with command-line overrides applied."
+    "The runs a config file describes, with command-line overrides applied (runs they make identical are kept once)."
     d = read_config_file(path)
-    cfgs = Grid.from_dict(d).configs() if ('grid' in d or 'base' in d) else [ExperimentConfig.load(path)]
-    return [c.with_overrides(*overrides) for c in cfgs] if overrides else cfgs
+    try:
+        cfgs = Grid.from_dict(d).configs() if ('grid' in d or 'base' in d) else [ExperimentConfig.from_dict(d)]
+        if overrides: cfgs = list({c.run_id: c for c in (c.with_overrides(*overrides) for c in cfgs)}.values())
+    except ValueError as e: raise ValueError(f"{path}: {e}") from None
+    return cfgs
 
 # %% ../nbs/07_experiments.ipynb #e499275e
 SMOKE_BUDGETS = {   # per network: a slice of the data and short budgets (minutes on 2 CPU cores)
@@ -277,15 +323,23 @@ def checkpoint_dir(cache=None, # an explicit folder
     from pruneloss.data import cache_dir
     return Path(cache).expanduser() if cache is not None else cache_dir('checkpoints')
 
-def dense_key(cfg:ExperimentConfig) -> dict:
-    "The fields that define a run's dense network."
-    return dict(network=cfg.network, data=cfg.data, seed=cfg.seed, train_epochs=cfg.train_epochs, n_train=cfg.n_train)
+def dense_key(cfg:ExperimentConfig, # the run
+              device=None, # where it trains (the precision `'auto'` means depends on it)
+             ) -> dict:
+    "Everything the dense network of a run and its cached record depend on: the cache key."
+    recipe = {k: v for k, v in asdict(PAPER_RECIPES[cfg.network]).items() if k != 'epochs'}
+    return dict(network=cfg.network, data=cfg.data, seed=cfg.seed, train_epochs=cfg.train_epochs,
+                n_train=cfg.n_train,   # the examples it is trained on, and measured on
+                n_eval=cfg.n_eval,     # the validation examples pick its best epoch; valid/test metrics are measured on them
+                recipe=recipe,         # the training recipe (a change of the library's recipe is a new network)
+                precision=precision_name(autocast_dtype(cfg.precision, device)))   # resolved: a GPU's bf16 network is not a CPU's fp32 one
 
-def dense_path(cfg:ExperimentConfig, cache=None) -> Path:
-    "Where the dense network of `cfg` is cached."
-    k = dense_key(cfg)
-    h = hashlib.sha1(json.dumps(k, sort_keys=True).encode()).hexdigest()[:8]
-    return checkpoint_dir(cache)/f"{cfg.network}-{cfg.data}-s{cfg.seed}-e{cfg.train_epochs}{'' if cfg.n_train is None else f'-n{cfg.n_train}'}-{h}.pt"
+def dense_path(cfg:ExperimentConfig, cache=None, device=None) -> Path:
+    "Where the dense network of `cfg` (trained on `device`) is cached: readable fields, then a hash of the whole `dense_key`."
+    k = dense_key(cfg, device)
+    h = hashlib.sha1(json.dumps(k, sort_keys=True).encode()).hexdigest()[:12]
+    sub = ''.join(f'-{c}{v}' for c, v in (('n', cfg.n_train), ('v', cfg.n_eval)) if v is not None)
+    return checkpoint_dir(cache)/f"{cfg.network}-{cfg.data}-s{cfg.seed}-e{cfg.train_epochs}{sub}-{k['precision']}-{h}.pt"
 
 @contextlib.contextmanager
 def file_lock(path):
@@ -330,9 +384,10 @@ def run_dls(cfg:ExperimentConfig, # the run
 
 def measure(model, # the network
             dls, # its `PaperDataLoaders`
+            precision:str='auto', # the arithmetic of the forward passes (the run's `precision`)
            ) -> dict:
     "Loss and error of `model` (eval mode) on the train split (no augmentation), valid and test, as `<split>_<metric>`."
-    return {f'{split}_{k}': v for split in ('train', 'valid', 'test') for k, v in evaluate(model, dls.eval_dl(split)).items()}
+    return {f'{split}_{k}': v for split in ('train', 'valid', 'test') for k, v in evaluate(model, dls.eval_dl(split), precision).items()}
 
 def dense_model(cfg:ExperimentConfig, # the run (its network, data, seed and training budget)
                 cache=None, # checkpoint folder (see `checkpoint_dir`)
@@ -341,15 +396,19 @@ def dense_model(cfg:ExperimentConfig, # the run (its network, data, seed and tra
                 progress:bool=False, # show training progress
                ) -> tuple[torch.nn.Module, dict]:
     "The trained dense network of `cfg` from the cache, or trained and cached; with its record (metrics, time, `cached`)."
-    path = dense_path(cfg, cache)
+    dev = get_device(device)
+    path, key = dense_path(cfg, cache, dev), dense_key(cfg, dev)
     with file_lock(path.with_name(path.name + '.lock')):
         if path.exists():
-            model, ck = load_checkpoint(path, device=get_device(device))
+            model, ck = load_checkpoint(path, device=dev)
+            if ck['config'].get('key') != key:   # a file from another version, or copied in by hand
+                raise ValueError(f"The cached checkpoint {path} was made for {ck['config'].get('key')}, not for {key}; "
+                                 "delete it (it is retrained) or point `cache` elsewhere.")
             return model, dict(ck['config'], cached=True, path=str(path))
-        dls = run_dls(cfg, data_path, device)
-        model, rec = train_dense(cfg.network, dls, seed=cfg.seed, epochs=cfg.train_epochs, show_progress=progress)
-        rec = dict(key=dense_key(cfg), best_epoch=rec['best_epoch'], seconds=rec['seconds'], recipe=rec['recipe'],
-                   device=rec['device'], metrics=measure(model, dls))
+        dls = run_dls(cfg, data_path, dev)
+        model, rec = train_dense(cfg.network, dls, seed=cfg.seed, epochs=cfg.train_epochs, show_progress=progress, precision=cfg.precision)
+        rec = dict(key=key, best_epoch=rec['best_epoch'], seconds=rec['seconds'], recipe=rec['recipe'], precision=rec['precision'],
+                   device=rec['device'], metrics=measure(model, dls, cfg.precision))
         save_checkpoint(path, model, arch=cfg.network, **rec)
     return model, dict(rec, cached=False, path=str(path))
 
@@ -372,7 +431,7 @@ def run_experiment(config:ExperimentConfig|dict, # the run
     t0 = time.perf_counter()
     model, drec = dense_model(cfg, cache, data_path, dev, progress)
     rec.update(t_dense=0. if drec['cached'] else time.perf_counter() - t0, dense_cached=drec['cached'],
-               dense_best_epoch=drec.get('best_epoch'), dense_path=drec['path'],
+               dense_best_epoch=drec.get('best_epoch'), dense_path=drec['path'], dense_precision=drec['key']['precision'],
                **{f'dense_{k}': v for k, v in drec['metrics'].items()})
     from pruneloss.data import ExampleSampler
     sampler = ExampleSampler.from_dls(dls, n=min(cfg.n_examples, len(dls.train.dataset)), bs=cfg.example_bs, seed=cfg.seed, device=dev)
@@ -387,20 +446,20 @@ def run_experiment(config:ExperimentConfig|dict, # the run
                t_quantities=float(log.t_quantities.sum()), t_rank=float(log.t_rank.sum()),
                stage_log=json.loads(log.reset_index().to_json(orient='records')))
     t0 = time.perf_counter()
-    rec.update({f'pruned_{k}': v for k, v in measure(model, dls).items()})
+    rec.update({f'pruned_{k}': v for k, v in measure(model, dls, cfg.precision).items()})
     t_eval = time.perf_counter() - t0
     ft_epochs = cfg.finetune_epochs
     if ft_epochs > 0:
-        set_seed(cfg.seed)
         t0 = time.perf_counter()
-        model, frec = finetune(model, masks, dls, cfg.network, epochs=ft_epochs, inplace=True, show_progress=progress)
-        rec.update(t_finetune=time.perf_counter() - t0, finetune_best_epoch=frec['best_epoch'])
+        model, frec = finetune(model, masks, dls, cfg.network, epochs=ft_epochs, inplace=True, show_progress=progress,
+                               seed=cfg.seed, precision=cfg.precision)
+        rec.update(t_finetune=time.perf_counter() - t0, finetune_best_epoch=frec['best_epoch'], finetune_precision=frec['precision'])
         t0 = time.perf_counter()
-        rec.update({f'finetuned_{k}': v for k, v in measure(model, dls).items()})
+        rec.update({f'finetuned_{k}': v for k, v in measure(model, dls, cfg.precision).items()})
         t_eval += time.perf_counter() - t0
         rec['finetuned_sparsity'] = 1 - sum(int((p != 0).sum()) for p in
                                             (dict(model.named_parameters())[n] for n in masks)) / masks.n_total
-    else: rec.update(t_finetune=0., finetune_best_epoch=None)
+    else: rec.update(t_finetune=0., finetune_best_epoch=None, finetune_precision=None)
     rec.update(t_eval=t_eval, t_total=time.perf_counter() - t_start, versions=versions(), device=str(dev),
                device_name=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu',
                host=socket.gethostname(), finished=_now(), status='done')
@@ -408,19 +467,67 @@ def run_experiment(config:ExperimentConfig|dict, # the run
 
 # %% ../nbs/07_experiments.ipynb #5f6d684c
 _KEY_COLS = ('network', 'data', 'seed', 'criterion', 'lam', 'n_stages', 'schedule', 'sparsity', 'estimator')
+_NEW_COLS = (('owner', 'TEXT'), ('lease_until', 'REAL'))    # added to stores written before runs were claimed
+
+def _sqlite_problem(path:Path) -> str|None:
+    "What is wrong with an existing file as an SQLite database, from its header alone (nothing is opened for writing); None if nothing."
+    with open(path, 'rb') as f: head = f.read(100)
+    if not head: return None                                          # empty: SQLite makes it a new database
+    if not head.startswith(b'SQLite format 3\x00'): return 'not an SQLite file'
+    page = int.from_bytes(head[16:18], 'big'); page = 65536 if page == 1 else page
+    n_pages, valid = int.from_bytes(head[28:32], 'big'), head[92:96] == head[24:28]
+    if valid and path.stat().st_size < page * n_pages: return f'truncated: {path.stat().st_size} of {page * n_pages} bytes'
+    return None
+
+def _owner_alive(owner:str|None, lease_until:float|None, now:float) -> bool:
+    "Whether a claim still holds: its lease has not expired, and (on this host) its process still exists."
+    if not owner or lease_until is None or lease_until < now: return False
+    host, pid, _ = (owner.rsplit(':', 2) + ['', ''])[:3]
+    if host == socket.gethostname() and pid.isdigit():
+        try: os.kill(int(pid), 0)             # signal 0: only asks whether the process exists
+        except ProcessLookupError: return False
+        except PermissionError: pass          # it exists, under another user
+    return True
 
 class ResultStore:
-    "Results of runs in one SQLite file: one row per run, written atomically."
-    def __init__(self, path): # the .sqlite file (created with its folder if missing)
-        self.path = Path(path).expanduser(); self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.path, timeout=60)
-        try: con.execute('PRAGMA journal_mode=WAL')     # readers never block the writer, nor the other way round
-        finally: con.close()
+    "Results of runs in one SQLite file: one row per run, claimed under a lease while it runs, written atomically."
+    def __init__(self, path, # the .sqlite file
+                 lease:float=120., # seconds a claim holds without renewal; renewed every `lease`/4 while it runs
+                 create:bool=True, # create the file (and its folder) if missing; otherwise a missing file is an error
+                ):
+        self.path, self.lease = Path(path).expanduser(), float(lease)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"    # host:pid:random
+        self._held, self._lock, self._beat = set(), threading.Lock(), None
+        if self.path.is_dir(): raise ValueError(f"{self.path} is a folder; a results store is a file, e.g. runs.sqlite.")
+        if not create and not self.path.exists(): raise FileNotFoundError(f"No results store {self.path}.")
+        problem = _sqlite_problem(self.path) if self.path.exists() else None
+        if problem: raise ValueError(f"{self.path} is not a readable results store ({problem}); give another file, or restore a copy.")
+        if create: self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = sqlite3.connect(self.path, timeout=60)
+            try:
+                con.execute('PRAGMA journal_mode=WAL')     # readers never block the writer, nor the other way round
+                check = con.execute('PRAGMA quick_check').fetchone()[0]
+                if check != 'ok': raise sqlite3.DatabaseError(check)
+                tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            finally: con.close()
+            if not create and 'runs' not in tables: raise ValueError(f"{self.path} is an SQLite file but not a results store (no `runs` table).")
+            self._create()
+        except sqlite3.DatabaseError as e:
+            if 'locked' in str(e): raise
+            raise ValueError(f"{self.path} is not a readable results store ({e}); give another file, or restore a copy.") from None
+
+    def _create(self):
         with self._con(write=True) as con:
             con.execute(f"""CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, status TEXT NOT NULL,
                 {', '.join(f'{k} {"REAL" if k in ("lam", "sparsity") else "INTEGER" if k in ("seed", "n_stages") else "TEXT"}' for k in _KEY_COLS)},
                 config TEXT NOT NULL, result TEXT, error TEXT, traceback TEXT, started TEXT, finished TEXT,
-                attempts INTEGER NOT NULL DEFAULT 1)""")
+                attempts INTEGER NOT NULL DEFAULT 1, owner TEXT, lease_until REAL)""")
+            have = {r[1] for r in con.execute('PRAGMA table_info(runs)')}
+            for col, typ in _NEW_COLS:
+                if col not in have: con.execute(f'ALTER TABLE runs ADD COLUMN {col} {typ}')
+            con.execute("""CREATE TABLE IF NOT EXISTS attempt_log (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL,
+                owner TEXT NOT NULL, claimed TEXT, ended TEXT, outcome TEXT, kept INTEGER)""")
 
     @contextlib.contextmanager
     def _con(self, write:bool=False):
@@ -434,19 +541,32 @@ class ResultStore:
             con.execute('COMMIT')
         finally: con.close()
 
-    def put(self, rec:dict) -> None:
-        "Write one run's record (from `run_experiment` or a failure record) in one transaction, replacing a previous row."
+    def put(self, rec:dict) -> bool:
+        "Write one run's record (from `run_experiment`, or a failure) in one transaction; whether it was kept (see the rules above)."
         cfg = {f.name: rec[f.name] for f in fields(ExperimentConfig)}
-        res = json.dumps(rec) if rec['status'] == 'done' else None
+        done, now = rec['status'] == 'done', time.time()
+        res = json.dumps(rec) if done else None
         with self._con(write=True) as con:
-            prev = con.execute('SELECT attempts FROM runs WHERE run_id=?', (rec['run_id'],)).fetchone()
-            con.execute(f"INSERT OR REPLACE INTO runs (run_id, status, {', '.join(_KEY_COLS)}, config, result, error, traceback, "
-                        f"started, finished, attempts) VALUES ({', '.join('?' * (len(_KEY_COLS) + 9))})",
-                        (rec['run_id'], rec['status'], *(cfg[k] for k in _KEY_COLS), json.dumps(cfg), res, rec.get('error'), rec.get('traceback'),
-                         rec.get('started'), rec.get('finished'), (prev[0] + 1) if prev else 1))
+            prev = con.execute('SELECT status, attempts, owner, lease_until FROM runs WHERE run_id=?', (rec['run_id'],)).fetchone()
+            att = con.execute('SELECT max(id) FROM attempt_log WHERE run_id=? AND owner=? AND ended IS NULL',
+                              (rec['run_id'], self.owner)).fetchone()[0]          # the attempt this record ends, if it was claimed
+            mine = prev is not None and prev[0] == 'running' and prev[2] == self.owner
+            keep = not (prev is not None and (prev[0] == 'done' or               # a finished result is never replaced
+                        (not done and prev[0] == 'running' and not mine and _owner_alive(prev[2], prev[3], now))))  # another sweep is trying
+            if keep:
+                con.execute(f"INSERT OR REPLACE INTO runs (run_id, status, {', '.join(_KEY_COLS)}, config, result, error, traceback, "
+                            f"started, finished, attempts, owner, lease_until) VALUES ({', '.join('?' * (len(_KEY_COLS) + 11))})",
+                            (rec['run_id'], rec['status'], *(cfg[k] for k in _KEY_COLS), json.dumps(cfg), res, rec.get('error'),
+                             rec.get('traceback'), rec.get('started'), rec.get('finished'),
+                             (prev[1] + (att is None) if prev else 1), self.owner, None))
+            if att is None: con.execute('INSERT INTO attempt_log (run_id, owner, claimed, ended, outcome, kept) VALUES (?, ?, ?, ?, ?, ?)',
+                                        (rec['run_id'], self.owner, rec.get('started'), _now(), rec['status'], int(keep)))
+            else: con.execute('UPDATE attempt_log SET ended=?, outcome=?, kept=? WHERE id=?', (_now(), rec['status'], int(keep), att))
+        with self._lock: self._held.discard(rec['run_id'])
+        return keep
 
     def status(self) -> dict:
-        "run_id → status of every stored run."
+        "run_id → status of every stored run: 'done', 'failed', or 'running' (claimed; see `claim`)."
         with self._con() as con: return dict(con.execute('SELECT run_id, status FROM runs').fetchall())
     def ids(self, status:str='done') -> set: return {k for k, v in self.status().items() if v == status}
     def __len__(self): return len(self.status())
@@ -455,15 +575,21 @@ class ResultStore:
         s = pd.Series(self.status(), dtype=object).value_counts().to_dict()
         return f"ResultStore({str(self.path)!r}, {s})"
 
+    def _record(self, rid, st, cfg, res, err, tb, s, f, a) -> dict:
+        "One row as a record; a row whose JSON does not parse is a `ValueError` naming the run."
+        try:
+            r = json.loads(res) if res else dict(run_id=rid, status=st, **json.loads(cfg), error=err, traceback=tb, started=s, finished=f)
+            if not isinstance(r, dict): raise ValueError(f"a {type(r).__name__}, not a record")
+        except (ValueError, TypeError) as e: raise ValueError(f"The record of run {rid} in {self.path} is corrupt ({e}).") from None
+        return dict(r, status=st, error=err, attempts=a)
+
     def get(self, run_id:str) -> dict:
         "The stored record of one run (for a failure: its config, error and traceback)."
         with self._con() as con:
-            row = con.execute('SELECT status, config, result, error, traceback, started, finished, attempts FROM runs WHERE run_id=?',
+            row = con.execute('SELECT run_id, status, config, result, error, traceback, started, finished, attempts FROM runs WHERE run_id=?',
                               (run_id,)).fetchone()
         if row is None: raise KeyError(f"No run {run_id!r} in {self.path}.")
-        st, cfg, res, err, tb, s, f, a = row
-        return dict(json.loads(res)) | dict(attempts=a) if res else dict(run_id=run_id, status=st, **json.loads(cfg),
-                                                                           error=err, traceback=tb, started=s, finished=f, attempts=a)
+        return self._record(*row)
 
     def stage_log(self, run_id:str) -> pd.DataFrame:
         "The per-stage log of a finished run, as `prune` returned it."
@@ -472,21 +598,101 @@ class ResultStore:
     def to_df(self, status:str|None='done', # only runs with this status (None: all)
               stage_log:bool=False, # keep each run's per-stage log (a list) in a column
              ) -> pd.DataFrame:
-        "One row per run: config fields, metrics, timings, versions (`versions.<lib>`), status and errors."
+        "One row per run: config fields, metrics, timings, versions (`versions.<lib>`), status and errors; corrupt rows are left out with a warning, listed in `df.attrs['corrupt']`."
         with self._con() as con:
-            q = 'SELECT run_id, status, config, result, error, started, finished, attempts FROM runs'
+            q = 'SELECT run_id, status, config, result, error, NULL, started, finished, attempts FROM runs'
             rows = con.execute(q + (' WHERE status=?' if status else '') + ' ORDER BY finished', (status,) if status else ()).fetchall()
-        recs = []
-        for rid, st, cfg, res, err, s, f, a in rows:
-            r = json.loads(res) if res else dict(run_id=rid, **json.loads(cfg), started=s, finished=f)
+        recs, corrupt = [], {}
+        for row in rows:
+            try: r = self._record(*row)
+            except ValueError as e: corrupt[row[0]] = str(e); continue
+            r.pop('traceback', None)
             if not stage_log: r.pop('stage_log', None)
-            for k, v in r.pop('versions', {}).items(): r[f'versions.{k}'] = v
-            recs.append(dict(r, status=st, error=err, attempts=a))
-        return pd.DataFrame(recs)
+            for k, v in (r.pop('versions', None) or {}).items(): r[f'versions.{k}'] = v
+            recs.append(r)
+        df = pd.DataFrame(recs)
+        df.attrs['corrupt'] = corrupt
+        if corrupt: warnings.warn(f"{len(corrupt)} corrupt row(s) in {self.path} left out: {'; '.join(corrupt.values())}", stacklevel=2)
+        return df
 
     def to_csv(self, path, **kwargs) -> Path:
-        "Write `to_df(**kwargs)` to a CSV file."
-        path = Path(path); self.to_df(**kwargs).to_csv(path, index=False); return path
+        "Write `to_df(**kwargs)` to a CSV file, atomically."
+        df = self.to_df(**kwargs)
+        with atomic_file(path) as tmp: df.to_csv(tmp, index=False)
+        return Path(path)
+
+
+# %% ../nbs/07_experiments.ipynb #c1a1b0e5
+@patch
+def claim(self:ResultStore, cfg:ExperimentConfig, # the run to claim
+          retry_before:str|None=None, # also claim a failed run if it failed before this time (`_now()` format); None: never
+         ) -> bool:
+    "Claim `cfg` for this store's owner under a lease, in one transaction: True unless it is done, failed, or held by a live claim."
+    now = time.time()
+    with self._con(write=True) as con:
+        row = con.execute('SELECT status, owner, lease_until, finished FROM runs WHERE run_id=?', (cfg.run_id,)).fetchone()
+        if row is not None:
+            st, owner, until, fin = row
+            if st == 'done' or (st == 'failed' and not (retry_before and (fin or '') < retry_before)): return False
+            if st == 'running' and (owner == self.owner or _owner_alive(owner, until, now)): return False
+            con.execute("UPDATE runs SET status='running', owner=?, lease_until=?, started=?, attempts=attempts+1 WHERE run_id=?",
+                        (self.owner, now + self.lease, _now(), cfg.run_id))
+        else:
+            d = cfg.to_dict()
+            con.execute(f"INSERT INTO runs (run_id, status, {', '.join(_KEY_COLS)}, config, started, attempts, owner, lease_until) "
+                        f"VALUES ({', '.join('?' * (len(_KEY_COLS) + 7))})",
+                        (cfg.run_id, 'running', *(d[k] for k in _KEY_COLS), json.dumps(d), _now(), 1, self.owner, now + self.lease))
+        con.execute('INSERT INTO attempt_log (run_id, owner, claimed) VALUES (?, ?, ?)', (cfg.run_id, self.owner, _now()))
+    with self._lock:
+        self._held.add(cfg.run_id)
+        if self._beat is None: self._beat = threading.Thread(target=self._heartbeat, daemon=True); self._beat.start()
+    return True
+
+@patch
+def _heartbeat(self:ResultStore):
+    "Renew the leases of this owner's claims every `lease`/4 seconds while it holds any; then stop."
+    while True:
+        time.sleep(self.lease / 4)
+        with self._lock:
+            if not self._held: self._beat = None; return
+            held = list(self._held)
+        try:
+            with self._con(write=True) as con:
+                con.executemany("UPDATE runs SET lease_until=? WHERE run_id=? AND owner=? AND status='running'",
+                                [(time.time() + self.lease, r, self.owner) for r in held])
+        except sqlite3.OperationalError: pass   # store busy for a minute: try again next beat (the lease has 3 beats of slack)
+
+@patch
+def release(self:ResultStore) -> list:
+    "Give up this owner's claims on runs it did not finish (e.g. a sweep interrupted), so others take them at once; their ids."
+    with self._lock: held, self._held = list(self._held), set()
+    if held:
+        with self._con(write=True) as con:
+            for r in held:
+                con.execute("UPDATE runs SET lease_until=0 WHERE run_id=? AND owner=? AND status='running'", (r, self.owner))
+                con.execute("UPDATE attempt_log SET ended=?, outcome='released', kept=0 WHERE run_id=? AND owner=? AND ended IS NULL",
+                            (_now(), r, self.owner))
+    return held
+
+@patch
+def attempts(self:ResultStore, run_id:str|None=None) -> pd.DataFrame:
+    "The log of attempts: one row per claim (or unclaimed `put`) with its owner, times, outcome and whether its record was kept."
+    with self._con() as con:
+        return pd.read_sql_query('SELECT run_id, owner, claimed, ended, outcome, kept FROM attempt_log' +
+                                 (' WHERE run_id=?' if run_id else '') + ' ORDER BY id', con, params=(run_id,) if run_id else None)
+
+@patch
+def _open(self:ResultStore, cfgs:list, retry_before:str|None=None) -> tuple[list, list]:
+    "Of `cfgs`, those this owner could claim now, and those another live owner holds (read only; `claim` decides)."
+    now = time.time()
+    with self._con() as con: rows = {r[0]: r[1:] for r in con.execute('SELECT run_id, status, owner, lease_until, finished FROM runs')}
+    free, others = [], []
+    for c in cfgs:
+        st, owner, until, fin = rows.get(c.run_id, (None,) * 4)
+        if st == 'done' or (st == 'failed' and not (retry_before and (fin or '') < retry_before)) or (st == 'running' and owner == self.owner): continue
+        (others if st == 'running' and _owner_alive(owner, until, now) else free).append(c)
+    return free, others
+
 
 # %% ../nbs/07_experiments.ipynb #9f28addc
 def _safe_run(cfg_dict:dict, kwargs:dict) -> dict:
@@ -512,16 +718,36 @@ def _as_configs(configs_or_grid) -> list[ExperimentConfig]:
     return out
 
 def pending(configs_or_grid, store:ResultStore, retry_failed:bool=False) -> list[ExperimentConfig]:
-    "The runs still to do: not in `store` as done (nor as failed, unless `retry_failed`)."
+    "The runs not finished yet: not in `store` as done (nor as failed, unless `retry_failed`); runs claimed by a sweep are included."
     st = store.status()
     return [c for c in _as_configs(configs_or_grid)
             if st.get(c.run_id) not in ('done',) + (() if retry_failed else ('failed',))]
+
+def _drive(cfgs, store, retry_before, slots, start, collect, progress):
+    "Claim and start runs of `cfgs` (at most `slots()` at once), write each record; wait for runs other sweeps hold, taking over lapsed claims."
+    todo, running, waiting = list(cfgs), {}, False
+    pb = progress_bar(range(len(todo))) if progress and todo else None
+    if pb is not None: pb.update(0)
+    while True:
+        free, others = store._open(todo, retry_before)
+        todo, n = free + others, slots()
+        if pb is not None: pb.update(len(cfgs) - len(todo) - len(running))    # finished, by this sweep or another
+        for c in free:
+            if len(running) >= n: break
+            if store.claim(c, retry_before): running[start(c)] = c
+        if not running:
+            if not todo: break
+            if progress and not waiting: print(f"waiting for {len(others)} run(s) claimed by another sweep", file=sys.stderr); waiting = True
+            time.sleep(min(5., store.lease / 4)); continue
+        for h, rec in collect(running):
+            store.put(rec); running.pop(h)
+    if pb is not None: pb.update(len(cfgs))
 
 def run_sweep(configs_or_grid, # `ExperimentConfig`s, a `Grid`, dicts, or a config file's path
               store, # a `ResultStore` or the path of its SQLite file
               executor:str='local', # 'local' (in this process) or 'ray'
               address:str|None=None, # Ray cluster address, e.g. '10.0.0.1:6379' (None: start a local Ray)
-              retry_failed:bool=False, # rerun the runs that failed before
+              retry_failed:bool=False, # rerun the runs that failed before this sweep started
               progress:bool=True, # a progress bar over the runs
               cache=None, # dense checkpoint folder (see `checkpoint_dir`); must be shared to be reused across machines
               data_path=None, # data folder on the machine(s) that run
@@ -529,17 +755,31 @@ def run_sweep(configs_or_grid, # `ExperimentConfig`s, a `Grid`, dicts, or a conf
               num_gpus:float|None=None, # Ray: GPUs per run (None: 1 if the cluster has GPUs, else 0)
               num_cpus:float=1, # Ray: CPUs per run
              ) -> ResultStore:
-    "Run every configuration not yet done, writing each result to `store` when it finishes; returns the store."
+    "Run every configuration not yet finished, claiming each first and writing its result when it ends; returns the store once every run is done or failed."
+    if executor not in ('local', 'ray'): raise ValueError(f"Unknown executor {executor!r}; choose 'local' or 'ray'.")
+    if executor == 'ray': ray_reachable(address)
     store = store if isinstance(store, ResultStore) else ResultStore(store)
+    retry_before = _now() if retry_failed else None
     todo = pending(configs_or_grid, store, retry_failed)
     kwargs = dict(cache=cache, data_path=data_path, device=device)
-    if executor == 'local':
-        for c in (progress_bar(todo) if progress and todo else todo): store.put(_safe_run(c.to_dict(), kwargs))
-    elif executor == 'ray': _ray_sweep(todo, store, kwargs, address, progress, num_gpus, num_cpus)
-    else: raise ValueError(f"Unknown executor {executor!r}; choose 'local' or 'ray'.")
+    try:
+        if executor == 'local':
+            _drive(todo, store, retry_before, slots=lambda: 1, start=lambda c: c.run_id, progress=progress,
+                   collect=lambda running: [(h, _safe_run(c.to_dict(), kwargs)) for h, c in list(running.items())])
+        else: _ray_sweep(todo, store, kwargs, address, progress, num_gpus, num_cpus, retry_before)
+    finally: store.release()      # claims not finished (an interrupt): free them for other sweeps now
     return store
 
-def _ray_sweep(todo, store, kwargs, address, progress, num_gpus, num_cpus):
+def ray_reachable(address:str|None, timeout:float=5.):
+    "Fail fast, naming the address, when nothing listens at a Ray `address` (`ray.init` would retry for minutes)."
+    if address in (None, 'auto', 'local'): return
+    host, _, port = address.split('://', 1)[-1].rpartition(':')
+    if not (host and port.isdigit()): raise ValueError(f"A Ray address is host:port (or ray://host:port), got {address!r}.")
+    try: socket.create_connection((host.strip('[]'), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConnectionError(f"Cannot reach the Ray cluster at {address} ({e.strerror or e}); check the address and that `ray start --head` runs there.") from None
+
+def _ray_sweep(todo, store, kwargs, address, progress, num_gpus, num_cpus, retry_before):
     try: import ray
     except ImportError: raise ImportError("executor='ray' needs Ray: pip install 'pruneloss[ray]' (or pip install ray).") from None
     if not todo: return
@@ -553,21 +793,25 @@ def _ray_sweep(todo, store, kwargs, address, progress, num_gpus, num_cpus):
         if num_gpus is None: num_gpus = 1 if ray.cluster_resources().get('GPU', 0) > 0 else 0
         opts = dict(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)
         dense_task, run_task = ray.remote(**opts)(_safe_dense), ray.remote(**opts)(_safe_run)
-        firsts = {json.dumps(dense_key(c), sort_keys=True): c for c in todo}
+        free, _ = store._open(todo, retry_before)
+        firsts = {(c.network, c.data, c.seed, c.train_epochs, c.n_train, c.n_eval, c.precision): c for c in free}   # one per dense network
         ray.get([dense_task.remote(c.to_dict(), kwargs) for c in firsts.values()])
-        refs = {run_task.remote(c.to_dict(), kwargs): c for c in todo}
-        pb = progress_bar(range(len(refs))) if progress else None
-        if pb is not None: pb.update(0)
-        n_done, left = 0, list(refs)
-        while left:
-            ready, left = ray.wait(left, num_returns=1)
+        def slots():   # as many runs in flight as the cluster has room for: a run is claimed just before it is submitted
+            r = ray.cluster_resources()
+            caps = ([r.get('CPU', 0) / num_cpus] if num_cpus else []) + ([r.get('GPU', 0) / num_gpus] if num_gpus else [])
+            return max(1, int(min(caps, default=len(todo))))
+        def collect(running):
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=min(5., store.lease / 4))
+            out = []
             for r in ready:
-                c = refs[r]
                 try: rec = ray.get(r)
                 except Exception as e:   # the worker died (out of memory, node lost...): record it as failed
+                    c = running[r]
                     rec = dict(run_id=c.run_id, **c.to_dict(), status='failed', error=f"{type(e).__name__}: {e}",
                                traceback=traceback.format_exc(), started=None, finished=_now())
-                store.put(rec); n_done += 1
-                if pb is not None: pb.update(n_done)
+                out.append((r, rec))
+            return out
+        _drive(todo, store, retry_before, slots, lambda c: run_task.remote(c.to_dict(), kwargs), collect, progress)
     finally:
         if started: ray.shutdown()
+

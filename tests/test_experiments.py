@@ -1,10 +1,13 @@
-"Sweeps end to end: the shipped grids, and a sweep killed with SIGKILL then resumed."
-import os, sys, signal, sqlite3, subprocess, time, json
+"""Sweeps end to end through the installed `pruneloss sweep`: the shipped grids; two sweeps sharing one store; a sweep
+killed (SIGKILL) at random moments and resumed, compared value by value with an uninterrupted one."""
+import os, random, shutil, signal, sqlite3, subprocess, sys, textwrap, time
+from datetime import datetime
 from pathlib import Path
 import pytest
-from pruneloss.experiments import ExperimentConfig, Grid, ResultStore, load_configs, expand_grid, run_sweep, PAPER_SPARSITY
+from pruneloss.experiments import ExperimentConfig, Grid, ResultStore, load_configs, PAPER_SPARSITY
 
 ROOT = Path(__file__).resolve().parent.parent
+EXE = shutil.which('pruneloss')
 
 @pytest.mark.parametrize('name,network', [('mnist_mlp', 'MLP'), ('cifar10_vgg11', 'VGG11'), ('cifar10_preactresnet18', 'PreActResNet18')])
 def test_paper_configs(name, network):
@@ -21,64 +24,105 @@ def test_smoke_config():
     cs = load_configs(ROOT/'configs'/'mnist_mlp_smoke.toml', ['finetune_epochs=0'])
     assert len(cs) == 13 and {c.finetune_epochs for c in cs} == {0}
 
-SCRIPT = """
-import sys, json; sys.path.insert(0, {root!r})
-from pruneloss.experiments import ExperimentConfig, run_sweep
-cfgs = [ExperimentConfig.from_dict(d) for d in json.loads({cfgs!r})]
-run_sweep(cfgs, {db!r}, cache={cache!r}, device='cpu', progress=False)
-"""
+GRID = '''
+    [base]
+    network = "MLP"
+    criterion = "MP"
+    train_epochs = 1
+    finetune_epochs = 1
+    n_train = 2000
+    n_eval = 500
+    [grid]
+    sparsity = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+'''
+N_RUNS = 6
+# what a run measures: equal to the last bit between an uninterrupted sweep and a killed-and-resumed one
+METRICS = ['dense_best_epoch', 'sparsity_reached', 'n_pruned', 'predicted_change', 'stage_loss_change', 'finetune_best_epoch',
+           *(f'{p}_{s}_{m}' for p in ('dense', 'pruned', 'finetuned') for s in ('train', 'valid', 'test') for m in ('loss', 'error'))]
 
-def _configs():
-    base = dict(network='MLP', criterion='MP', train_epochs=1, finetune_epochs=2, n_train=1000, n_eval=500)
-    return expand_grid(base, sparsity=[0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
+def sweep(folder:Path, data_path):
+    "`pruneloss sweep` (the installed script, this checkout's code) on the grid, in its own process group."
+    (folder/'grid.toml').write_text(textwrap.dedent(GRID))
+    env = dict(os.environ, PRUNELOSS_DATA=str(data_path), PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
+    return subprocess.Popen([EXE, 'sweep', 'grid.toml', '--store', 'runs.sqlite', '--cache', 'ckpt', '--device', 'cpu'], cwd=folder,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
 
-def _sweep_proc(tmp_path, data_path):
-    code = SCRIPT.format(root=str(ROOT), cfgs=json.dumps([c.to_dict() for c in _configs()]),
-                         db=str(tmp_path/'runs.sqlite'), cache=str(tmp_path/'ckpt'))
-    env = dict(os.environ, PRUNELOSS_DATA=str(data_path), OMP_NUM_THREADS='1')
-    return subprocess.Popen([sys.executable, '-c', code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-def _done(db):
-    if not db.exists(): return {}
+def n_attempts(db:Path) -> int:
+    "Rows in the store's attempt log (0 before the store or its table exists)."
+    if not db.exists(): return 0
     con = sqlite3.connect(db, timeout=30)
-    try: return dict(con.execute("SELECT run_id, finished FROM runs WHERE status='done'").fetchall())
-    except sqlite3.OperationalError: return {}   # table not created yet
+    try: return con.execute('SELECT count(*) FROM attempt_log').fetchone()[0]
+    except sqlite3.OperationalError: return 0
     finally: con.close()
 
-def test_kill_and_resume(tmp_path, data_path):
-    "SIGKILL a sweep after its first finished run; restarted, it runs only the missing ones, each exactly once."
-    db = tmp_path/'runs.sqlite'
-    p = _sweep_proc(tmp_path, data_path)
-    t0 = time.time()
-    while not _done(db):
-        assert p.poll() is None, f"the sweep ended before any run finished:\n{p.stdout.read().decode()}"
-        assert time.time() - t0 < 300, "no run finished in 5 minutes"
-        time.sleep(0.1)
-    p.send_signal(signal.SIGKILL); p.wait()
-    before = _done(db)
-    n = len(_configs())
-    assert 1 <= len(before) < n, f"killed with {len(before)} of {n} runs done: nothing left to resume"
+def integrity(db): 
     con = sqlite3.connect(db)
-    assert con.execute('PRAGMA integrity_check').fetchone() == ('ok',)
-    con.close()
-    p = _sweep_proc(tmp_path, data_path)
-    out = p.communicate(timeout=600)[0].decode()
-    assert p.returncode == 0, out
-    st = ResultStore(db)
+    try: return con.execute('PRAGMA integrity_check').fetchone()[0]
+    finally: con.close()
+
+needs_script = pytest.mark.skipif(EXE is None, reason="the console script is not installed (pip install -e .)")
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory, data_path):
+    "Two sweeps started together on one store and one cache, never interrupted."
+    if EXE is None: pytest.skip("the console script is not installed")
+    d = tmp_path_factory.mktemp('two_sweeps')
+    ps = [sweep(d, data_path) for _ in range(2)]
+    outs = [p.communicate(timeout=600)[0].decode() for p in ps]
+    return d, [p.returncode for p in ps], outs
+
+@needs_script
+def test_two_sweeps_on_one_store_split_the_work(reference):
+    "Each run is claimed by one sweep and done exactly once; both sweeps did some of it; the dense network was trained once."
+    d, rcs, outs = reference
+    assert rcs == [0, 0], '\n'.join(outs)
+    st = ResultStore(d/'runs.sqlite')
     df = st.to_df(status=None)
-    assert len(df) == n and set(df.status) == {'done'} and set(df.attempts) == {1}       # every run done exactly once
-    assert {c.run_id for c in _configs()} == set(df.run_id)
-    after = dict(zip(df.run_id, df.finished))
-    assert {k: after[k] for k in before} == before                                          # finished runs not rerun
-    resumed = df[~df.run_id.isin(list(before))]
-    assert resumed.dense_cached.all()                      # the dense network trained before the kill was reused
-    assert (resumed.sparsity_reached - resumed.sparsity).abs().max() < 1e-3
-    assert (resumed.finetuned_sparsity - resumed.sparsity).abs().max() < 1e-3
-    assert df['versions.torch'].notna().all() and set(df.device) == {'cpu'}
-    assert (df.t_total > 0).all() and df.pruned_train_loss.notna().all() and df.finetuned_test_error.notna().all()
-    con = sqlite3.connect(db)
-    assert con.execute('PRAGMA integrity_check').fetchone() == ('ok',)
-    con.close()
-    assert list((tmp_path/'ckpt').glob('*.pt')).__len__() == 1
-    csv = st.to_csv(tmp_path/'runs.csv')
-    assert csv.read_text().count('\n') == n + 1
+    assert len(df) == N_RUNS and set(df.status) == {'done'} and set(df.attempts) == {1}, df[['run_id', 'status', 'attempts']]
+    log = st.attempts()
+    assert len(log) == N_RUNS and log.run_id.is_unique and set(log.outcome) == {'done'} and log.kept.all(), log
+    assert log.owner.nunique() == 2, log                      # the work was split, not doubled
+    assert len(list((d/'ckpt').glob('*.pt'))) == 1 and df.dense_path.nunique() == 1
+    assert integrity(d/'runs.sqlite') == 'ok'
+
+def n_done(db:Path) -> int:
+    con = sqlite3.connect(db, timeout=30)
+    try: return con.execute("SELECT count(*) FROM runs WHERE status='done'").fetchone()[0]
+    except sqlite3.OperationalError: return 0
+    finally: con.close()
+
+@needs_script
+def test_killed_at_random_moments_then_resumed(reference, tmp_path, data_path):
+    "SIGKILL a sweep 3 times at random moments of its work (dense training included), resume: every value equals the uninterrupted sweep's."
+    ref_db = reference[0]/'runs.sqlite'
+    ref = ResultStore(ref_db).to_df(stage_log=True).set_index('run_id')
+    log = ResultStore(ref_db).attempts()
+    wall = (datetime.fromisoformat(max(log.ended)) - datetime.fromisoformat(min(log.claimed))).total_seconds()
+    per_run = 2 * wall / N_RUNS                     # two sweeps shared the work: about the time of one run in one sweep
+    seed = int(os.environ.get('PRUNELOSS_KILL_SEED', time.time_ns() % 10**6))
+    rng, db, kills = random.Random(seed), tmp_path/'runs.sqlite', []
+    for k in range(3):      # the first kill within the first run, which trains the dense network; the others anywhere
+        n0 = n_attempts(db); j = 1 if k == 0 else rng.randint(1, max(1, N_RUNS - (n_done(db) if db.exists() else 0)))
+        p, t0 = sweep(tmp_path, data_path), time.time()
+        while n_attempts(db) < n0 + j and p.poll() is None:    # until its j-th claim: a random run of those left
+            assert time.time() - t0 < 300, "the sweep claimed nothing in 5 minutes"
+            time.sleep(0.02)
+        t = rng.uniform(0, per_run); time.sleep(t)            # then a random moment within about one run
+        if p.poll() is None: os.killpg(p.pid, signal.SIGKILL)
+        p.wait(); kills.append((j, round(t, 2), p.returncode))
+        assert integrity(db) == 'ok'
+    print(f"one run ≈ {per_run:.1f} s; kills (at claim j, seconds after it, exit status): {kills}; attempts {n_attempts(db)}")
+    p = sweep(tmp_path, data_path)
+    out = p.communicate(timeout=600)[0].decode()
+    why = f"kills (at claim j, seconds after it, exit status): {kills}; PRUNELOSS_KILL_SEED={seed}\n{out}"
+    assert p.returncode == 0, why
+    st = ResultStore(db)
+    df = st.to_df(stage_log=True).set_index('run_id')
+    assert sorted(df.index) == sorted(ref.index) and set(df.status) == {'done'}, why
+    got, want = df.loc[ref.index, METRICS], ref[METRICS]
+    assert got.equals(want), f"{why}\n{(got - want).abs().max()}"
+    strip = lambda logs: [{k: v for k, v in row.items() if not k.startswith('t_')} for row in logs]
+    assert all(strip(df.stage_log[r]) == strip(ref.stage_log[r]) for r in ref.index), why
+    att = st.attempts()
+    assert (att[att.kept == 1].groupby('run_id').size() == 1).all() and att[att.kept == 1].run_id.nunique() == N_RUNS, att
+    assert integrity(db) == 'ok' and len(list((tmp_path/'ckpt').glob('*.pt'))) == 1

@@ -1,8 +1,8 @@
-"A tiny sweep through a real local Ray cluster on 127.0.0.1: workers run, the driver alone writes the store."
-import os, shutil, socket, subprocess, sys, sqlite3, time, signal, contextlib
+"A tiny sweep through a real local Ray cluster on 127.0.0.1: workers run, the driver alone claims runs and writes the store."
+import os, shutil, socket, subprocess, sys, sqlite3, time, signal, contextlib, threading
 from pathlib import Path
 import pytest
-from pruneloss.experiments import ResultStore, expand_grid, run_sweep
+from pruneloss.experiments import ResultStore, expand_grid, run_sweep, ray_reachable
 
 ray = pytest.importorskip('ray')
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,19 +39,39 @@ def ray_cluster(tmp_path_factory):
 def test_ray_sweep(ray_cluster, tmp_path, data_path, monkeypatch):
     monkeypatch.setenv('PRUNELOSS_DATA', str(data_path))
     cfgs = expand_grid(dict(network='MLP', criterion='MP', train_epochs=1, finetune_epochs=1, n_train=1000, n_eval=500),
-                       sparsity=[0.5, 0.8, 0.9])
+                       sparsity=[0.5, 0.8, 0.9, 0.95])
     db = tmp_path/'runs.sqlite'
-    st = run_sweep(cfgs, db, executor='ray', address=ray_cluster, cache=tmp_path/'ckpt', device='cpu', progress=False)
+    # another sweep (a local one, say) holds the last run and finishes it a few seconds later: the Ray sweep must not run it
+    other, last = ResultStore(db, lease=2.), cfgs[-1]
+    assert other.claim(last)
+    finish = threading.Timer(3., lambda: other.put(dict(run_id=last.run_id, **last.to_dict(), status='done', finished='x')))
+    finish.start()
+    st = run_sweep(cfgs, ResultStore(db, lease=2.), executor='ray', address=ray_cluster, cache=tmp_path/'ckpt', device='cpu',
+                   progress=False)
+    finish.join()
     status = st.status()
-    assert {status[c.run_id] for c in cfgs} == {'done'}
-    df = st.to_df()
-    assert len(df) == 3 and df.host.notna().all() and (df.sparsity_reached - df.sparsity).abs().max() < 1e-3
+    assert {status[c.run_id] for c in cfgs} == {'done'}           # returned once every run was done, its own and the other's
+    ours = [c.run_id for c in cfgs[:3]]
+    df = st.to_df().set_index('run_id').loc[ours]
+    assert df.host.notna().all() and (df.sparsity_reached - df.sparsity).abs().max() < 1e-3
     assert df.finetuned_test_error.notna().all()
+    log = st.attempts()
+    assert sorted(log[log.owner == st.owner].run_id) == sorted(ours) and set(log[log.run_id == last.run_id].owner) == {other.owner}
+    assert set(log.outcome) == {'done'} and log.kept.all()         # each run attempted once
     assert len(list((tmp_path/'ckpt').glob('*.pt'))) == 1           # one dense network, trained once before the runs
     assert df.dense_cached.all()
     con = sqlite3.connect(db); assert con.execute('PRAGMA integrity_check').fetchone() == ('ok',); con.close()
     assert not ray.is_initialized()                                  # the sweep disconnected from the cluster
     # resume: nothing left to do except on request
-    finished = dict(zip(df.run_id, df.finished))
+    finished = dict(zip(st.to_df().run_id, st.to_df().finished))
     run_sweep(cfgs, st, executor='ray', address=ray_cluster, cache=tmp_path/'ckpt', device='cpu', progress=False)
     assert dict(zip(st.to_df().run_id, st.to_df().finished)) == finished
+
+def test_unreachable_address_fails_fast(tmp_path):
+    "Nothing listening at the address: a ConnectionError naming it within seconds (ray.init would retry for minutes), nothing written."
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    t0 = time.time()
+    with pytest.raises(ConnectionError, match=f'127.0.0.1:{port}'):
+        run_sweep(expand_grid(dict(network='MLP'), lam=[0.]), tmp_path/'runs.sqlite', executor='ray', address=f'127.0.0.1:{port}')
+    assert time.time() - t0 < 10 and not (tmp_path/'runs.sqlite').exists()
+    with pytest.raises(ValueError, match='host:port'): ray_reachable('nonsense')
