@@ -10,9 +10,8 @@ import argparse, copy, hashlib, os, shutil, sys, tempfile, time, warnings
 from pathlib import Path
 import pandas as pd
 import torch
-warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)   # fastai's import-time noise, on every command
 import pruneloss
-from .core import Masks, set_seed, get_device, n_prunable, evaluate, safe_load, atomic_save, plain_data
+from .core import Masks, set_seed, get_device, n_prunable, evaluate, safe_load, atomic_save, plain_data, PRECISIONS
 from .data import ExampleSampler, DataMissingError
 from .models import MODELS
 from .pruning import prune, sparsity_report
@@ -112,7 +111,8 @@ def _writable(path, # a file (or, with `folder`, a folder) the command will writ
 
 def _source_config(a, info:dict|None, source:str) -> ExperimentConfig:
     "The run a network comes from: a checkpoint's recorded dense key, else `source` as a network name with --seed and --train-epochs."
-    if info is None: return ExperimentConfig(network=source, seed=a.seed, train_epochs=getattr(a, 'train_epochs', None))
+    if info is None: return ExperimentConfig(network=source, seed=a.seed, train_epochs=getattr(a, 'train_epochs', None),
+                                             precision=a.precision)
     conf = info.get('config') if isinstance(info.get('config'), dict) else {}
     key = conf.get('key') or conf.get('dense_key') or {}     # a dense checkpoint, or one fine-tuned from it
     return ExperimentConfig(network=info['arch'], seed=key.get('seed', a.seed), train_epochs=key.get('train_epochs'),
@@ -139,7 +139,7 @@ def cmd_train(a):
     "Train (or load from the cache) a dense network and print its record."
     out = _writable(a.out) if a.out else None
     get_device(a.device)                       # an unknown device, or one this machine lacks: refused before any work
-    cfg = ExperimentConfig(network=a.network, seed=a.seed, train_epochs=a.epochs)
+    cfg = ExperimentConfig(network=a.network, seed=a.seed, train_epochs=a.epochs, precision=a.precision)
     model, rec = dense_model(cfg, cache=a.cache, data_path=a.data, device=a.device, progress=True)
     print(f"{cfg.network} seed {cfg.seed}: {'loaded from' if rec['cached'] else 'trained and saved to'} {rec['path']}")
     m = rec.get('metrics', {})
@@ -274,7 +274,7 @@ def cmd_demo(a):
     if not 0 <= a.sparsity < 1: raise CLIError(f"--sparsity must be in [0, 1), got {a.sparsity}.")
     get_device(a.device)                       # an unknown device, or one this machine lacks: refused before any work
     set_seed(a.seed)
-    cfg = ExperimentConfig(network='MLP', seed=a.seed, train_epochs=a.epochs)
+    cfg = ExperimentConfig(network='MLP', seed=a.seed, train_epochs=a.epochs, precision=a.precision)
     dls = run_dls(cfg, a.data, a.device)
     print(f"MNIST ({dls.info}), device {dls.device}")
     model, rec = dense_model(cfg, cache=a.cache, data_path=a.data, device=a.device, progress=True)
@@ -312,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument('--cache', help='dense checkpoint folder (default: $PRUNELOSS_CACHE/checkpoints)')
     common.add_argument('--device', help="'cpu', 'cuda', ... (default: the best available)")
     common.add_argument('--seed', type=int, default=1111, help='seed of the network, its split and the example draws')
+    common.add_argument('--precision', default='auto', choices=PRECISIONS,
+                        help="training arithmetic: 'auto' (mixed precision where the hardware computes it natively), fp32, bf16, fp16")
     p = argparse.ArgumentParser(prog='pruneloss', description='Loss-model pruning: MP, OBD, LM and QM with locality.',
                                 epilog='Exit status: 0 success, 1 a sweep with runs that did not finish (or a report that left corrupt '
                                        'rows out), 2 a usage or input error (one line on stderr; PRUNELOSS_DEBUG=1 shows the traceback).')
