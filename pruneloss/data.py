@@ -10,9 +10,9 @@ import os, hashlib, tarfile, io
 from pathlib import Path
 import torch
 from torch import Tensor
+from .core import safe_load, atomic_save   # before fastai: core silences its import-time FutureWarning
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
-from .core import safe_load, atomic_save
 
 # %% auto #0
 __all__ = ['MNIST_MD5', 'CIFAR10_CLASSES', 'CIFAR10_STATS', 'data_dir', 'cache_dir', 'DataMissingError', 'load_mnist',

@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from .core import (   # first: it silences fastai's import-time FutureWarning
+    get_device, prunable_weights, evaluate, autocast_dtype, precision_name, cpu_has_bf16,
+    PRECISIONS, safe_load, atomic_save, plain_data)
 from fastcore.foundation import L
 from fastai.learner import Learner, Recorder
 from fastai.callback.core import event
@@ -22,8 +25,6 @@ from fastai.callback.tracker import TrackerCallback
 from fastai.optimizer import OptimWrapper
 from fastai.metrics import error_rate
 from fastai.torch_core import set_seed
-from .core import (get_device, prunable_weights, evaluate, autocast_dtype, precision_name, cpu_has_bf16,
-                            PRECISIONS, safe_load, atomic_save, plain_data)
 from .models import get_model
 
 # %% auto #0
