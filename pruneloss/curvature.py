@@ -9,15 +9,17 @@ from __future__ import annotations
 import math, time
 from contextlib import contextmanager
 from functools import partial
-from torch.func import vjp, vmap
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
+from torch.autograd.graph import get_gradient_edge
+from torch.nn.utils import get_total_norm
 from .core import prunable_modules, prunable_weights
 
 # %% auto #0
-__all__ = ['GIB', 'ESTIMATORS', 'TILE', 'DIAG_GGN_RULES', 'time_split', 'sq_grad_form', 'sum_sq_grads', 'DiagGGNRule',
-           'DiagGGNLinear', 'DiagGGNConv2d', 'rule_for', 'backward_vectors', 'grad_and_diag_ggn', 'diag_ggn_reference']
+__all__ = ['GIB', 'ESTIMATORS', 'TILE', 'HALF', 'DIAG_GGN_RULES', 'time_split', 'sq_grad_form', 'sum_sq_grads', 'DiagGGNRule',
+           'DiagGGNLinear', 'DiagGGNConv2d', 'rule_for', 'residual', 'backward_vectors', 'grad_and_diag_ggn',
+           'diag_ggn_reference']
 
 # %% ../nbs/03_curvature.ipynb #d9d1ef42
 GIB = 2**30
@@ -47,6 +49,7 @@ def time_split():
 def _n_pairs(P): return P*P if P <= 8 else P*(P+1)//2   # the Gram form uses all (p,q) for small P, p≤q otherwise
 
 TILE = 2**20  # entries of per-example gradients the 'unfold' form forms at once (4 MiB in float32: stays in cache)
+HALF = (torch.float16, torch.bfloat16)
 
 def sq_grad_form(B:int, O:int, Kg:int, P:int) -> str:
     "'gram' or 'unfold', whichever form of `sum_sq_grads` is cheaper for B vectors, O outputs, Kg inputs, P positions."
@@ -64,49 +67,51 @@ def sum_sq_grads(d:Tensor, # output gradients [B, N, g, Og, P]: B backward vecto
     Kg = A.shape[2]
     if form is None: form = sq_grad_form(B, g*Og, Kg, P)
     if form not in ('unfold', 'gram'): raise ValueError(f"form must be 'unfold' or 'gram', not {form!r}")
+    if d.dtype in HALF or A.dtype in HALF: d, A = d.float(), A.float()   # squares and sums in float32 at least
     if form == 'unfold':
-        # per-example gradients [g, B·Og, kt] formed TILE entries at a time (several examples, or one example and a
-        # slice of its Kg columns), squared straight into the accumulator while they are still in cache
-        dd = d.permute(1, 2, 0, 3, 4).reshape(N, g, B*Og, P)
-        At = A.transpose(2, 3)                                             # [N, g, P, Kg]
-        per_ex = g*B*Og*Kg
-        acc = d.new_zeros(g, B*Og, Kg)
+        # per-example gradients d_bn A_nᵀ [g, Og, Kg], one vector b at a time (d[b] is already laid out per example),
+        # TILE entries at once (several examples, or one example and a slice of its Kg columns) in one reused buffer
+        At = A.transpose(2, 3)                                             # [N, g, P, Kg], a view
+        per_ex = g*Og*Kg
+        acc = d.new_zeros(g, Og, Kg)
         if per_ex <= TILE:
-            step = max(1, TILE // per_ex)
-            for s in range(0, N, step):
-                G = torch.matmul(dd[s:s+step], At[s:s+step])              # [n, g, B·Og, Kg]
-                acc += G.square_().sum(0)
+            step = min(N, max(1, TILE // per_ex))
+            buf = d.new_empty(step, g, Og, Kg)
+            for b in range(B):
+                for s in range(0, N, step):
+                    G = torch.matmul(d[b, s:s+step], At[s:s+step], out=buf[:min(step, N - s)])   # [n, g, Og, Kg]
+                    if len(G) == 1: acc.addcmul_(G[0], G[0])
+                    else: acc += G.square_().sum(0)
         else:
-            kt = max(32, TILE // (g*B*Og) // 32 * 32)
-            for n in range(N):
-                for k0 in range(0, Kg, kt):
-                    G = torch.matmul(dd[n], At[n, :, :, k0:k0+kt])
-                    acc[:, :, k0:k0+kt].addcmul_(G, G)
-        return acc.view(g, B, Og, Kg).sum(1)
+            kt = min(Kg, max(32, TILE // (g*Og) // 32 * 32))
+            buf = d.new_empty(g, Og, kt)
+            for b in range(B):
+                for n in range(N):
+                    for k0 in range(0, Kg, kt):
+                        G = torch.matmul(d[b, n], At[n, :, :, k0:k0+kt], out=buf[..., :min(kt, Kg - k0)])
+                        acc[..., k0:k0+kt].addcmul_(G, G)
+        return acc
     if P == 1:
         # rank one per example: Σ_n (Σ_b d²)ᵀ (A²), nothing per-example stored (the Linear case)
         return torch.einsum('ngo,ngk->gok', d[..., 0].square().sum(0), A[..., 0].square())
-    # Gram form: Σ_n Σ_{p,q} (Σ_b d_p d_q)(a_p a_q), one matmul [g, Og, n·pairs] @ [g, n·pairs, Kg]
-    full = P <= 8
-    if not full:
-        iu = torch.triu_indices(P, P, device=d.device)
-        w = torch.where(iu[0] == iu[1], 1., 2.).to(d.dtype)   # p<q stands for (p,q) and (q,p)
-    T = _n_pairs(P)
+    # Gram form: Σ_n Σ_{p,q} (Σ_b d_p d_q)(a_p a_q), one matmul [g, Og, n·pairs] @ [g, n·pairs, Kg] per chunk of
+    # examples, both operands built directly in that layout (no copy between the products and the matmul)
+    if P <= 8: pi, qi = torch.arange(P).repeat_interleave(P), torch.arange(P).repeat(P)
+    else: pi, qi = torch.triu_indices(P, P)
+    pi, qi = pi.to(d.device), qi.to(d.device)
+    w = torch.where(pi == qi, 1., 2.).to(d.dtype) if P > 8 else None   # p<q stands for (p,q) and (q,p)
+    T = len(pi)
     per_ex = d.element_size() * (g*Og*(P*P + T) + 2*g*Kg*T)
     step = max(1, int(mem_budget // per_ex))
+    Ag = A.permute(1, 0, 3, 2).contiguous()                               # [g, N, P, Kg]
     out = d.new_zeros(g, Og, Kg)
     for s in range(0, N, step):
-        dc, Ac = d[:, s:s+step], A[s:s+step]
-        n = dc.shape[1]
-        dd = dc.permute(1, 2, 3, 4, 0).reshape(n*g*Og, P, B)
-        D = torch.bmm(dd, dd.transpose(1, 2))                             # [n·g·Og, P, P]
-        if full:
-            D = D.view(n, g, Og, T)
-            E = (Ac[..., :, None] * Ac[..., None, :]).view(n, g, Kg, T)
-        else:
-            D = (D[:, iu[0], iu[1]] * w).view(n, g, Og, T)
-            E = Ac[..., iu[0]] * Ac[..., iu[1]]                             # [n, g, Kg, T]
-        out += torch.bmm(D.permute(1, 2, 0, 3).reshape(g, Og, n*T), E.permute(1, 0, 3, 2).reshape(g, n*T, Kg))
+        dd = d[:, s:s+step].permute(2, 3, 1, 4, 0)                        # [g, Og, n, P, B]
+        n = dd.shape[2]
+        D = torch.matmul(dd, dd.transpose(-1, -2)).view(g, Og, n, P*P)   # [g, Og, n, P·P]
+        if w is not None: D = D[..., pi*P + qi] * w                       # [g, Og, n, T]
+        E = Ag[:, s:s+step, pi] * Ag[:, s:s+step, qi]                     # [g, n, T, Kg]
+        out.baddbmm_(D.reshape(g, Og, n*T), E.view(g, n*T, Kg))
     return out
 
 # %% ../nbs/03_curvature.ipynb #8fb3c860
@@ -128,7 +133,8 @@ class DiagGGNRule:
         return sum_sq_grads(self.out_grad(module, d), self.unfold(module, x), form, mem_budget).reshape(module.weight.shape)
     def bias(self, module:nn.Module, d:Tensor) -> Tensor:
         "Σ_b Σ_n (∂ℓ_bn/∂bias)²: the output gradient summed over positions, squared."
-        return self.out_grad(module, d).sum(-1).square().sum((0, 1)).reshape(-1)
+        d = self.out_grad(module, d)
+        return (d.float() if d.dtype in HALF else d).sum(-1).square().sum((0, 1)).reshape(-1)
 
 class DiagGGNLinear(DiagGGNRule):
     "`nn.Linear` on [N, *, I] inputs: the positions P are the flattened middle dimensions (P = 1 for [N, I])."
@@ -162,30 +168,53 @@ def rule_for(name:str, # the weight's parameter name, for the error message
                               f"rules exist for {[c.__name__ for c in rules]}: register one in DIAG_GGN_RULES.")
 
 # %% ../nbs/03_curvature.ipynb #b7336a02
+def _probs(logits):
+    "Softmax of the detached logits, in float32 at least."
+    z = logits.detach()
+    return (z.float() if z.dtype in HALF else z).softmax(1)
+
+def residual(p:Tensor, # [N, C] class probabilities
+             y:Tensor, # [N] true labels
+            ) -> Tensor:
+    "r = p − e_y, the gradient of each example's cross-entropy w.r.t. its logits, with r_y = −Σ_{c≠y} p_c (exact as p_y → 1)."
+    oth = p.scatter(1, y[:, None], 0.)
+    return oth.scatter(1, y[:, None], -oth.sum(1, keepdim=True))
+
 def backward_vectors(logits:Tensor, # [N, C] logits of a chunk
-                     y:Tensor, # [N] true labels (used by 'efisher')
+                     y:Tensor, # [N] true labels (used by 'exact' and 'efisher')
                      estimator:str='exact', # 'exact', 'mc' or 'efisher'
                      mc_samples:int=1, # labels sampled per example by 'mc'
                      generator:torch.Generator|None=None, # random source of 'mc'
-                    ) -> Tensor:
-    "The B vectors [B, N, C] whose outer products Σ_b v_b v_bᵀ are (or estimate) H_n = diag(p_n) − p_n p_nᵀ."
-    p = logits.detach().softmax(1)
+                    ) -> tuple[Tensor|None, Tensor]:
+    "(a, V), a [N] or None and V [B, N, C], with a_n² r_n r_nᵀ + Σ_b v_bn v_bnᵀ = H_n = diag(p_n) − p_n p_nᵀ (or its estimate)."
+    p = _probs(logits)
     N, C = p.shape
     if estimator == 'exact':
-        # H = M Mᵀ with the C columns M = [√p_c (e_c − p)]_c, and M s = 0 for the unit vector s = √p. A Householder
-        # reflection Q (Q e_C = −s) rotates that null direction onto the last column: H = (MQ)(MQ)ᵀ with (MQ) e_C = 0,
-        # so C − 1 columns factor H exactly: one backward pass fewer. w = s + e_C is never short (|w|² = 2 + 2√p_C).
-        sq = p.sqrt()
-        M = sq[:, None, :] * (torch.eye(C, dtype=p.dtype, device=p.device) - p[:, :, None])   # [N, C, C]
-        w = sq.clone(); w[:, -1] += 1
+        # H is the covariance of the one-hot label under Cat(p). Split on "label = y": H = a² r rᵀ + (1 − p_y) H_q,
+        # a² = p_y/(1 − p_y), H_q = diag(q) − q qᵀ for q = p restricted to the classes c ≠ y and renormalised.
+        # H_q = M Mᵀ with the columns M = [√q_c (e_c − q)]_c; column y is zero and M √q = 0, so a Householder
+        # reflection Q (Q e_k = −√q, k ≠ y) also zeroes column k: C − 2 columns of MQ factor H_q exactly.
+        oth = p.scatter(1, y[:, None], 0.)
+        rest = oth.sum(1)                                                    # 1 − p_y, without cancellation
+        pos = rest > 0
+        den = torch.where(pos, rest, 1.)
+        a = torch.where(pos, (p.gather(1, y[:, None])[:, 0] / den).sqrt(), 0.)
+        q = oth / den[:, None]
+        s = q.sqrt()
+        M = s[:, None, :] * (torch.eye(C, dtype=p.dtype, device=p.device) - q[:, :, None])   # [N, C, C]
+        k = torch.where(y == C - 1, C - 2, C - 1).clamp_min(0)              # any k ≠ y; w = √q + e_k, |w|² ≥ 2
+        w = s.scatter_add(1, k[:, None], torch.ones_like(s[:, :1]))
         MQ = M - (2 / (w * w).sum(1))[:, None, None] * (M @ w[:, :, None]) * w[:, None, :]
-        return MQ[:, :, :-1].permute(2, 0, 1)
+        keep = torch.ones(N, C, dtype=torch.bool, device=p.device)
+        keep[torch.arange(N, device=p.device), y] = False; keep[torch.arange(N, device=p.device), k] = False
+        V = MQ.transpose(1, 2)[keep].view(N, max(C - 2, 0), C).permute(1, 0, 2)   # [C − 2, N, C]
+        return a, V * rest.sqrt()[None, :, None]
     if estimator == 'mc':      # y ~ Cat(p), k of them, each weighted 1/√k
         dev = p.device if generator is None else generator.device
         s = torch.multinomial(p.to(dev), mc_samples, replacement=True, generator=generator).T.to(p.device)
-        return (p[None] - F.one_hot(s, C).to(p.dtype)) / math.sqrt(mc_samples)
-    if estimator == 'efisher': # the true label's gradient p − e_y
-        return (p - F.one_hot(y, C).to(p.dtype))[None]
+        return None, (p[None] - F.one_hot(s, C).to(p.dtype)) / math.sqrt(mc_samples)
+    if estimator == 'efisher': # the true label's gradient p − e_y: r itself
+        return torch.ones(N, dtype=p.dtype, device=p.device), p.new_zeros(0, N, C)
     raise ValueError(f"Unknown estimator {estimator!r}; choose one of {ESTIMATORS}.")
 
 # %% ../nbs/03_curvature.ipynb #d12d91e0
@@ -194,39 +223,60 @@ def _check_finite(t, what):
 
 def _bias_name(wname): return wname[:-len('weight')] + 'bias'
 
+def _acc_dtype(p): return torch.float32 if p.dtype in HALF else p.dtype
+
 class _Tap:
-    "What the forward hooks do: nothing, record each layer's sizes ('probe'), or keep its input and add a zero ('vjp')."
+    "What the forward hooks do: nothing, record each layer's sizes ('probe'), or keep its input and its output's gradient edge ('keep')."
     def __init__(self): self.sizes = {}; self.start(None)
-    def start(self, mode, zs=None): self.mode, self.zs, self.ins, self.finite = mode, zs, {}, {}
+    def start(self, mode): self.mode, self.ins, self.edges = mode, {}, {}
 
 def _tap_hook(tap, name, module, args, out):
-    "Forward hook of a prunable layer; in 'vjp' mode its output becomes `out + z`, so ∂logits/∂z is ∂logits/∂out."
+    "Forward hook of a prunable layer: keeps its input and where autograd will deliver ∂/∂(its output)."
     if tap.mode is None: return None
-    if name in tap.ins or (tap.mode == 'probe' and name in tap.sizes):
+    if name in tap.edges or (tap.mode == 'probe' and name in tap.sizes):
         raise RuntimeError(f"Layer {name!r} ran twice in one forward pass (shared weights); its per-example "
                            "gradients would mix two uses, which no rule handles.")
     if tap.mode == 'probe':
-        tap.sizes[name] = (args[0][0].numel(), tuple(out.shape[1:]), out.element_size()); return None
-    tap.ins[name], tap.finite[name] = args[0], torch.isfinite(out).all()
-    return out + tap.zs[name]   # a new tensor: in-place operations downstream leave `out` alone
+        tap.sizes[name] = (args[0][0].numel(), tuple(out.shape[1:]), max(out.element_size(), 4)); return None
+    if not out.requires_grad:
+        raise RuntimeError(f"The output of layer {name!r} does not require grad (run under torch.no_grad?): "
+                           "its curvature cannot be computed; run it with gradients enabled.")
+    # the edge names the layer's own autograd node: an in-place operation later on `out` (ReLU(inplace=True))
+    # rebases `out` onto a new node but leaves this edge, the gradient at the layer's real output, where it was
+    tap.ins[name], tap.edges[name] = args[0].detach(), get_gradient_edge(out)
 
 def _chunk_size(model, x, tap, estimator, mc_samples, mem_budget):
-    "Examples per forward so the activations and the batched output gradients take about half of `mem_budget`."
+    "Examples per forward so the activations and the output gradients take about half of `mem_budget`."
     tap.sizes = {}; tap.start('probe')
     try:
         with torch.no_grad(): C = model(x[:1]).shape[-1]
     finally: tap.start(None)
-    B = {'exact': C, 'mc': mc_samples, 'efisher': 1}[estimator]
+    B = {'exact': C - 1, 'mc': mc_samples, 'efisher': 1}[estimator]
     io = [(i, math.prod(o), esz) for i, o, esz in tap.sizes.values()]
     per_ex = sum(esz * (4*(i + o) + B*o) for i, o, esz in io) + max((2*B*o*esz for _, o, esz in io), default=0)
     return max(1, int(mem_budget / 2 // max(per_ex, 1)))
 
-def _first_nonfinite(finite, mods, x):
-    "Where NaN/Inf first shows in a forward pass: the input, a prunable layer's output, or else the logits."
-    if not torch.isfinite(x).all(): return 'the input batch'
-    for n, ok in finite.items():
-        if not ok: return f'the output of layer {n[:-len("weight")].rstrip(".")!r} ({type(mods[n]).__name__})'
-    return 'the logits'
+def _check_params(model):
+    "Raise, naming it, if a parameter holds NaN or Inf: an Inf weight can hide behind a saturating activation."
+    ps = [(n, p) for n, p in model.named_parameters() if p.is_floating_point()]
+    if not ps or torch.isfinite(get_total_norm([p.detach() for _, p in ps], float('inf'))): return   # one fused pass
+    n, p = next((n, p) for n, p in ps if not torch.isfinite(p).all())
+    raise FloatingPointError(f"NaN or Inf in the parameter {n!r} ({tuple(p.shape)}): the loss and its curvature are "
+                             "undefined there; repair or reload the weights.")
+
+def _first_nonfinite(model, x):
+    "Where NaN/Inf first shows in a forward pass (parameters known finite): the input, a module's output, or the logits."
+    if x.is_floating_point() and not torch.isfinite(x).all(): return 'the input batch'
+    found = []
+    def hook(name, module, args, out):
+        if not found and isinstance(out, Tensor) and out.is_floating_point() and not torch.isfinite(out).all():
+            found.append(f'the output of module {name!r} ({type(module).__name__})')
+    handles = [m.register_forward_hook(partial(hook, n)) for n, m in model.named_modules() if n]
+    try:
+        with torch.no_grad(): model(x)
+    finally:
+        for h in handles: h.remove()
+    return found[0] if found else 'the logits'
 
 def grad_and_diag_ggn(model:nn.Module, # the network; its prunable weights are those of `prunable_weights`
                       batches, # an iterable of (x, y) batches, e.g. a list of tuples or a DataLoader
@@ -247,9 +297,10 @@ def grad_and_diag_ggn(model:nn.Module, # the network; its prunable weights are t
     params = {n: p for n, p in model.named_parameters() if n in wanted}
     p0 = next(iter(params.values()), None)
     if p0 is None: raise ValueError("The model has no prunable weights (nn.Linear or nn.Conv2d).")
+    _check_params(model)
     dev = p0.device
-    gsum = {n: torch.zeros_like(p, memory_format=torch.contiguous_format) for n, p in params.items()} if grad else None
-    hsum = {n: torch.zeros_like(p, memory_format=torch.contiguous_format) for n, p in params.items()} if ggn else None
+    zeros = lambda: {n: torch.zeros(p.shape, dtype=_acc_dtype(p), device=dev) for n, p in params.items()}
+    gsum, hsum = (zeros() if grad else None), (zeros() if ggn else None)
     modes = [(m, m.training) for m in model.modules()]
     state = [(p, p.requires_grad, p.grad) for p in model.parameters()]
     tap, handles, n_seen, chunk = _Tap(), [], 0, None
@@ -278,50 +329,54 @@ def grad_and_diag_ggn(model:nn.Module, # the network; its prunable weights are t
             _check_finite(v, f"the {what} of {n!r}")
     return gsum, hsum
 
-def _forward(model, x, tap, shapes):
-    "Forward pass under `torch.func.vjp` w.r.t. zeros added to the prunable layers' outputs."
-    zs = {n: x.new_zeros(()).expand(len(x), *o) for n, o in shapes.items()}
-    def f(zs):
-        tap.start('vjp', zs)
-        logits = model(x)
-        return logits, (logits, dict(tap.ins), dict(tap.finite))
-    try: _, vjp_fn, (logits, ins, finite) = vjp(f, zs, has_aux=True)
-    finally: tap.start(None)
-    return logits, vjp_fn, {n: a.detach() for n, a in ins.items()}, finite
+def _output_grads(logits, y, estimator, mc_samples, generator, params, edges, gsum):
+    "Back-propagate r (into `gsum` and, scaled by a, the first output gradients) then each vector of V: name -> list."
+    names = list(edges)
+    a, V = backward_vectors(logits, y, estimator, mc_samples, generator) if edges else (None, None)
+    douts = {n: [] for n in names}
+    with_r = a is not None                      # 'exact' and 'efisher' use r's output gradients too
+    n_more = 0 if V is None else len(V)
+    if gsum is not None or with_r:
+        r = residual(_probs(logits), y).to(logits.dtype)
+        wrt = (list(params.values()) if gsum is not None else []) + ([edges[n] for n in names] if with_r else [])
+        with _timed('backward', logits.device):
+            gs = torch.autograd.grad(logits, wrt, r, retain_graph=n_more > 0, allow_unused=True)
+        if gsum is not None:
+            for n, g in zip(params, gs):
+                if g is not None: gsum[n] += g
+        if with_r:
+            for n, d in zip(names, gs[len(wrt) - len(names):]):
+                if d is not None: douts[n].append(d.mul_(a.to(d.dtype).view(-1, *[1]*(d.dim() - 1))))
+    # the remaining vectors one backward pass each, to the layer outputs only: no weight gradient is formed
+    with _timed('backward (GGN vectors)', logits.device):
+        for b in range(n_more):
+            gs = torch.autograd.grad(logits, [edges[n] for n in names], V[b].to(logits.dtype),
+                                     retain_graph=b < n_more - 1, allow_unused=True)
+            for n, d in zip(names, gs):
+                if d is not None: douts[n].append(d)
+    return douts
 
 def _chunk(model, x, y, estimator, mc_samples, generator, params, mods, rules, tap, gsum, hsum, biases, rule_budget):
     "Add one chunk's summed gradient and summed squared per-example gradients to `gsum` and `hsum`."
     with _timed('forward', x.device):
-        if hsum is None: logits, finite = model(x), {}
-        else: logits, vjp_fn, ins, finite = _forward(model, x, tap, {n: o for n, (_, o, _) in tap.sizes.items()})
+        tap.start(None if hsum is None else 'keep')
+        try: logits, ins, edges = model(x), tap.ins, tap.edges
+        finally: tap.start(None)
     if logits.dim() != 2: raise ValueError(f"Expected logits of shape [N, C], got {tuple(logits.shape)}.")
     if not torch.isfinite(logits).all():
-        raise FloatingPointError(f"NaN or Inf in the forward pass, first in {_first_nonfinite(finite, mods, x)}.")
-    if hsum is not None:
-        V = backward_vectors(logits, y, estimator, mc_samples, generator)
-        # the B backward passes at once: functorch's vmap over the VJP has batching rules for the backward ops
-        # (under no_grad: the outer autograd would otherwise record this backward pass and every rule after it)
-        with _timed('backward (GGN vectors)', x.device), torch.no_grad():
-            douts = vmap(vjp_fn)(V)[0] if len(V) > 1 else {n: d[None] for n, d in vjp_fn(V[0])[0].items()}
-        del vjp_fn
-    if gsum is not None:
-        loss = F.cross_entropy(logits, y, reduction='sum')
-        with _timed('backward', x.device): gs = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
-        _add(gsum, list(params), gs, 'gradient')
-    if hsum is None: return len(x)
-    del logits
-    for n in list(ins):   # the layers that ran; one that did not run keeps a zero
-        d, a = douts.pop(n), ins.pop(n)
+        raise FloatingPointError(f"NaN or Inf in the forward pass, first in {_first_nonfinite(model, x)}.")
+    douts = _output_grads(logits, y, estimator, mc_samples, generator, params, edges, gsum)
+    del logits, edges
+    for n in list(douts):   # the layers that ran and reach the logits; any other keeps a zero
+        ds, a = douts.pop(n), ins.pop(n)
+        if not ds: continue
+        d = torch.stack(ds); del ds
         m, rule = mods[n], rules[n]
         with _timed(f'{n} ({type(m).__name__}, {rule.form(m, a, d)})', x.device):
             hsum[n] += rule.weight(m, a, d, rule_budget)
             bn = _bias_name(n)
             if biases and bn in hsum: hsum[bn] += rule.bias(m, d)
     return len(x)
-
-def _add(acc, names, gs, what):
-    for n, g in zip(names, gs):
-        if g is not None: acc[n] += g
 
 # %% ../nbs/03_curvature.ipynb #e24c7f82
 def diag_ggn_reference(model:nn.Module, # a small network
