@@ -345,8 +345,8 @@ def _output_grads(logits, y, estimator, mc_samples, generator, params, edges, gs
             for n, g in zip(params, gs):
                 if g is not None: gsum[n] += g
         if with_r:
-            for n, d in zip(names, gs[len(wrt) - len(names):]):
-                if d is not None: douts[n].append(d.mul_(a.to(d.dtype).view(-1, *[1]*(d.dim() - 1))))
+            for n, d in zip(names, gs[len(wrt) - len(names):]):   # not in place: two layers whose outputs are
+                if d is not None: douts[n].append(d * a.to(d.dtype).view(-1, *[1]*(d.dim() - 1)))   # added share d
     # the remaining vectors one backward pass each, to the layer outputs only: no weight gradient is formed
     with _timed('backward (GGN vectors)', logits.device):
         for b in range(n_more):
