@@ -196,7 +196,7 @@ def backward_vectors(logits:Tensor, # [N, C] logits of a chunk
         # reflection Q (Q e_k = −√q, k ≠ y) also zeroes column k: C − 2 columns of MQ factor H_q exactly.
         oth = p.scatter(1, y[:, None], 0.)
         rest = oth.sum(1)                                                    # 1 − p_y, without cancellation
-        pos = rest > 0
+        pos = rest >= torch.finfo(p.dtype).tiny        # below it (a denormal 1 − p_y) a² would overflow; its term a² r rᵀ ≈ 1 − p_y is nil
         den = torch.where(pos, rest, 1.)
         a = torch.where(pos, (p.gather(1, y[:, None])[:, 0] / den).sqrt(), 0.)
         q = oth / den[:, None]
