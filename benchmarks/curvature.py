@@ -2,20 +2,31 @@
 
     python benchmarks/curvature.py                       # MLP (batch 1000), VGG11 and PreActResNet18 (batch 100)
     python benchmarks/curvature.py --models VGG11 --repeats 5 --threads 2
+    python benchmarks/curvature.py --ratios-only         # only the interleaved ratios (no memory/BackPACK table)
 
-Every measurement runs in a fresh subprocess: it builds the model and a random batch (seeded), runs the method once
-to warm up, then `--repeats` times, and reports the median wall-clock seconds and the peak memory of the
-computation = peak resident set size of the process (`resource.getrusage().ru_maxrss`) minus its resident set size
-just before the first call (so the model, the batch and the Python/torch runtime are not counted; the results
-dictionaries are). All methods give the mean gradient as well as the diagonal GGN; "plain" is
-`cross_entropy(model(x), y).backward()` in eval mode. BackPACK runs on `extend(model, use_converter=True)` where
-the converter handles the model, and is skipped (with the reason) where it does not.
+"plain" is `cross_entropy(model(x), y).backward()` in eval mode; all methods give the mean gradient as well as the
+diagonal GGN. Two parts:
 
-The machine may be shared, so every run of a method is followed by a plain forward+backward in the same process:
-"× plain" is the ratio of the two medians in that process, and "× BackPACK" the ratio of the two "× plain" ratios
-(pruneloss and BackPACK of the same estimator), which cancels load that changes between processes.
+1. Ratios to plain, interleaved (the speed targets are judged on these). One process per model builds the model and a
+   random batch (seeded), runs each of plain, exact and MC(1) once to warm up, then `--repeats` rounds of
+   plain, exact, MC(1) in turn. For each round the time of exact and of MC(1) is divided by that round's plain time,
+   so load that changes between rounds (the machine may be shared) largely cancels; the table gives the median of
+   those per-round ratios and their range (the noise), and the median seconds. The per-phase and per-layer time
+   split (`pruneloss.curvature.time_split`) of the median exact and MC(1) rounds follows.
+2. Memory and BackPACK (skipped with --ratios-only). Every measurement runs in a fresh subprocess: it builds the
+   model and batch, runs the method once to warm up, then `--repeats` times, and reports the median wall-clock
+   seconds and the peak memory of the computation = peak resident set size of the process
+   (`resource.getrusage().ru_maxrss`) minus its resident set size just before the first call (so the model, the
+   batch and the Python/torch runtime are not counted; the results dictionaries are). BackPACK runs on
+   `extend(model, use_converter=True)` where the converter handles the model, and is skipped (with the reason) where
+   it does not. Every run of a method is followed by a plain forward+backward in the same process: "× plain" is the
+   ratio of the two medians in that process, and "× BackPACK" the ratio of the two "× plain" ratios (pruneloss and
+   BackPACK of the same estimator), which cancels load that changes between processes.
 """
 import argparse, json, os, resource, statistics, subprocess, sys, time
+
+# measure the checkout this script belongs to, not whichever pruneloss is installed
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 MODELS = {'MLP': ((1, 28, 28), 1000), 'VGG11': ((3, 32, 32), 100), 'PreActResNet18': ((3, 32, 32), 100)}
 METHODS = ['plain', 'pruneloss exact', 'pruneloss mc1', 'backpack exact', 'backpack mc1']
@@ -71,6 +82,56 @@ def child(model_name, method, repeats, threads, warmup):
     print(json.dumps(dict(median=statistics.median(times), times=times, peak=peak, split=split,
                           plain=statistics.median(plain_times or times))))
 
+def child_ratios(model_name, repeats, threads):
+    "Plain, exact and MC(1) interleaved in this process; print a JSON line with per-round times and time splits."
+    import torch, torch.nn.functional as F
+    from pruneloss.models import get_model
+    from pruneloss.curvature import grad_and_diag_ggn, time_split
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    shape, n = MODELS[model_name]
+    model = get_model(model_name).eval()
+    x, y = torch.randn(n, *shape), torch.randint(0, 10, (n,))
+    def plain():
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+    runs = {'plain': plain, 'exact': lambda: grad_and_diag_ggn(model, [(x, y)], 'exact'),
+            'mc1': lambda: grad_and_diag_ggn(model, [(x, y)], 'mc', mc_samples=1)}
+    for f in runs.values(): f()   # warm-up
+    times, splits = {k: [] for k in runs}, {k: [] for k in runs if k != 'plain'}
+    for _ in range(repeats):
+        for k, f in runs.items():
+            with time_split() as split: t = time.perf_counter(); f(); times[k].append(time.perf_counter() - t)
+            if k in splits: splits[k].append(dict(split))
+    print(json.dumps(dict(times=times, splits=splits)))
+
+def ratios(models, repeats, threads):
+    "Run `child_ratios` for each model in a fresh process and print the ratio table and the time splits."
+    print(f'\nRatios to a plain forward+backward, interleaved in one process per model ({repeats} rounds after a '
+          f'warm-up; per-round ratio = time / that round\'s plain time; median [min-max over rounds])')
+    print(f'  {"model":<16}{"batch":>6}{"plain s":>9}{"exact s":>9}{"exact × plain":>22}{"MC(1) s":>9}'
+          f'{"MC(1) × plain":>22}')
+    out = []
+    for m in models:
+        cmd = [sys.executable, __file__, '--child-ratios', m, '--repeats', str(repeats), '--threads', str(threads)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            print(f'  {m:<16} failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}'); continue
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        t = res['times']
+        cells = []
+        for k in ('exact', 'mc1'):
+            rs = [a / b for a, b in zip(t[k], t['plain'])]
+            cells.append((statistics.median(t[k]), statistics.median(rs), min(rs), max(rs)))
+            mid = sorted(range(len(rs)), key=lambda i: rs[i])[len(rs) // 2]
+            out.append((m, k, rs[mid], res['splits'][k][mid]))
+        fmt = lambda c: f'{c[0]:>9.3f}{f"{c[1]:.2f} [{c[2]:.2f}-{c[3]:.2f}]":>22}'
+        print(f'  {m:<16}{MODELS[m][1]:>6}{statistics.median(t["plain"]):>9.3f}{fmt(cells[0])}{fmt(cells[1])}')
+    for m, k, ratio, split in out:
+        tot = sum(split.values())
+        print(f'\nTime split of {k} on {m} (the median round, {ratio:.2f} × plain, {tot:.3f} s timed):')
+        for key, v in split.items(): print(f'  {key:<48}{v:>8.3f} s{100*v/tot:>6.1f} %')
+
 def measure(model_name, method, repeats, threads, warmup):
     cmd = [sys.executable, __file__, '--child', model_name, method, '--repeats', str(repeats), '--threads', str(threads)]
     if not warmup: cmd.append('--no-warmup')
@@ -87,11 +148,17 @@ def main():
                     help='timed runs for the slow measurements: BackPACK exact on conv nets, everything on PreActResNet18')
     ap.add_argument('--threads', type=int, default=2, help='torch.set_num_threads')
     ap.add_argument('--no-warmup', action='store_true')
+    ap.add_argument('--ratios-only', action='store_true', help='only the interleaved ratios to plain (part 1)')
     ap.add_argument('--child', nargs=2, metavar=('MODEL', 'METHOD'), help=argparse.SUPPRESS)
+    ap.add_argument('--child-ratios', metavar='MODEL', help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child: return child(*a.child, a.repeats, a.threads, not a.no_warmup)
+    if a.child_ratios: return child_ratios(a.child_ratios, a.repeats, a.threads)
     import torch
-    print(f'torch {torch.__version__}, {a.threads} threads, repeats {a.repeats} (BackPACK exact on conv nets and '
+    print(f'torch {torch.__version__}, {a.threads} threads, load average {os.getloadavg()[0]:.1f} at the start')
+    ratios(a.models, a.repeats, a.threads)
+    if a.ratios_only: return
+    print(f'\nPer-method processes: repeats {a.repeats} (BackPACK exact on conv nets and '
           f'everything on PreActResNet18: {a.slow_repeats}, then without warm-up); median seconds; '
           f'peak = extra resident memory')
     splits = []
