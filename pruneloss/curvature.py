@@ -46,7 +46,7 @@ def time_split():
     finally: _TIMES = old
 
 # %% ../nbs/03_curvature.ipynb #8f47c447
-def _n_pairs(P): return P*P if P <= 8 else P*(P+1)//2   # the Gram form uses all (p,q) for small P, p≤q otherwise
+def _n_pairs(P): return P*(P+1)//2   # the pairs p ≤ q of the Gram form
 
 TILE = 2**20  # entries of per-example gradients the 'unfold' form forms at once (4 MiB in float32: stays in cache)
 _HALF = (torch.float16, torch.bfloat16)
@@ -98,10 +98,9 @@ def sum_sq_grads(d:Tensor|list, # output gradients [B, N, g, Og, P] (B vectors, 
         return torch.einsum('ngo,ngk->gok', sum(t[..., 0].square() for t in ds), A[..., 0].square())
     # Gram form: Σ_n Σ_{p,q} (Σ_b d_p d_q)(a_p a_q), one matmul [g, Og, n·pairs] @ [g, n·pairs, Kg] per chunk of
     # examples, both operands built directly in that layout (no copy between the products and the matmul); the
-    # pairs in row-major order, all of them for P ≤ 8, p ≤ q above
-    full = P <= 8
-    pi, qi = torch.triu_indices(P, P, offset=-P if full else 0, device=A.device)
-    w = None if full else torch.where(pi == qi, 1., 2.).to(A.dtype)   # p<q stands for (p,q) and (q,p)
+    # pairs p ≤ q in row-major order
+    pi, qi = torch.triu_indices(P, P, device=A.device)
+    w = torch.where(pi == qi, 1., 2.).to(A.dtype)                     # p<q stands for (p,q) and (q,p)
     T = len(pi)
     d = torch.stack(ds)                                                   # [B, N, g, Og, P]: small where P is
     per_ex = d.element_size() * (g*Og*(P*P + T) + 2*g*Kg*T)
@@ -112,11 +111,10 @@ def sum_sq_grads(d:Tensor|list, # output gradients [B, N, g, Og, P] (B vectors, 
         dd = d[:, s:s+step].permute(2, 3, 1, 4, 0)                        # [g, Og, n, P, B]
         n = dd.shape[2]
         D = torch.matmul(dd, dd.transpose(-1, -2)).view(g, Og, n, P*P)   # [g, Og, n, P·P]
-        if w is not None: D = D[..., pi*P + qi] * w                       # [g, Og, n, T]
+        D = D[..., pi*P + qi] * w                                         # [g, Og, n, T]
         E, As, t = A.new_empty(g, n, T, Kg), Ag[:, s:s+step], 0           # E[.., (p,q), k] = a_kp a_kq
         for p in range(P):
-            q0 = 0 if full else p
-            torch.mul(As[:, :, p:p+1], As[:, :, q0:], out=E[:, :, t:t+P-q0]); t += P - q0
+            torch.mul(As[:, :, p:p+1], As[:, :, p:], out=E[:, :, t:t+P-p]); t += P - p
         out.baddbmm_(D.reshape(g, Og, n*T), E.view(g, n*T, Kg))
     return out
 
