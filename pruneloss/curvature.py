@@ -17,7 +17,7 @@ from torch.nn.utils import get_total_norm
 from .core import prunable_modules, prunable_weights
 
 # %% auto #0
-__all__ = ['GIB', 'ESTIMATORS', 'TILE', 'HALF', 'DIAG_GGN_RULES', 'time_split', 'sq_grad_form', 'sum_sq_grads', 'DiagGGNRule',
+__all__ = ['GIB', 'ESTIMATORS', 'TILE', 'DIAG_GGN_RULES', 'time_split', 'sq_grad_form', 'sum_sq_grads', 'DiagGGNRule',
            'DiagGGNLinear', 'DiagGGNConv2d', 'rule_for', 'residual', 'backward_vectors', 'grad_and_diag_ggn',
            'diag_ggn_reference']
 
@@ -46,10 +46,10 @@ def time_split():
     finally: _TIMES = old
 
 # %% ../nbs/03_curvature.ipynb #8f47c447
-def _n_pairs(P): return P*P if P <= 8 else P*(P+1)//2   # the Gram form uses all (p,q) for small P, p≤q otherwise
+def _n_pairs(P): return P*(P+1)//2   # the pairs p ≤ q of the Gram form
 
 TILE = 2**20  # entries of per-example gradients the 'unfold' form forms at once (4 MiB in float32: stays in cache)
-HALF = (torch.float16, torch.bfloat16)
+_HALF = (torch.float16, torch.bfloat16)
 
 def sq_grad_form(B:int, O:int, Kg:int, P:int) -> str:
     "'gram' or 'unfold', whichever form of `sum_sq_grads` is cheaper for B vectors, O outputs, Kg inputs, P positions."
@@ -57,60 +57,64 @@ def sq_grad_form(B:int, O:int, Kg:int, P:int) -> str:
     gram = 2*O*Kg*_n_pairs(P) + 2*B*O*P*P + 3*Kg*_n_pairs(P)
     return 'gram' if gram < unfold else 'unfold'
 
-def sum_sq_grads(d:Tensor, # output gradients [B, N, g, Og, P]: B backward vectors, N examples, g groups, P positions
+def sum_sq_grads(d:Tensor|list, # output gradients [B, N, g, Og, P] (B vectors, N examples, g groups, P positions), or a list of B [N, g, Og, P]
                  A:Tensor, # layer inputs (unfolded) [N, g, Kg, P]
                  form:str|None=None, # 'unfold', 'gram', or None to pick the cheaper one
                  mem_budget:float=GIB, # bytes the temporaries may take at once
                 ) -> Tensor:
     "Σ_b Σ_n (d_bn A_nᵀ)² elementwise, shape [g, Og, Kg]: the summed squared per-example weight gradients."
-    B, N, g, Og, P = d.shape
-    Kg = A.shape[2]
+    ds = list(d)                                      # the B vectors' gradients: views of a tensor, or as given
+    B, (N, g, Og, P), Kg = len(ds), ds[0].shape, A.shape[2]
     if form is None: form = sq_grad_form(B, g*Og, Kg, P)
     if form not in ('unfold', 'gram'): raise ValueError(f"form must be 'unfold' or 'gram', not {form!r}")
-    if d.dtype in HALF or A.dtype in HALF: d, A = d.float(), A.float()   # squares and sums in float32 at least
+    if ds[0].dtype in _HALF or A.dtype in _HALF: ds, A = [t.float() for t in ds], A.float()   # float32 at least
     if form == 'unfold':
         # per-example gradients d_bn A_nᵀ [g, Og, Kg], one vector b at a time (d[b] is already laid out per example),
-        # TILE entries at once (several examples, or one example and a slice of its Kg columns) in one reused buffer
+        # in one reused buffer: several examples at once if they fit in TILE entries, else a slice of Kg columns at a
+        # time, every example's part of it squared into that slice of the accumulator while both stay in cache
         At = A.transpose(2, 3)                                             # [N, g, P, Kg], a view
         per_ex = g*Og*Kg
-        acc = d.new_zeros(g, Og, Kg)
+        acc = A.new_zeros(g, Og, Kg)
         if per_ex <= TILE:
             step = min(N, max(1, TILE // per_ex))
-            buf = d.new_empty(step, g, Og, Kg)
-            for b in range(B):
+            buf = A.new_empty(step, g, Og, Kg)
+            for db in ds:
                 for s in range(0, N, step):
-                    G = torch.matmul(d[b, s:s+step], At[s:s+step], out=buf[:min(step, N - s)])   # [n, g, Og, Kg]
+                    G = torch.matmul(db[s:s+step], At[s:s+step], out=buf[:min(step, N - s)])   # [n, g, Og, Kg]
                     if len(G) == 1: acc.addcmul_(G[0], G[0])
                     else: acc += G.square_().sum(0)
         else:
-            kt = min(Kg, max(32, TILE // (g*Og) // 32 * 32))
-            buf = d.new_empty(g, Og, kt)
-            for b in range(B):
-                for n in range(N):
-                    for k0 in range(0, Kg, kt):
-                        G = torch.matmul(d[b, n], At[n, :, :, k0:k0+kt], out=buf[..., :min(kt, Kg - k0)])
-                        acc[..., k0:k0+kt].addcmul_(G, G)
+            kt = min(Kg, max(32, TILE // 4 // (g*Og) // 32 * 32))      # a slice of TILE/4 entries (1 MiB)
+            buf = A.new_empty(g, Og, kt)
+            for k0 in range(0, Kg, kt):
+                a = acc[..., k0:k0+kt]
+                G = buf[..., :a.shape[-1]]
+                for db in ds:
+                    for n in range(N):
+                        torch.matmul(db[n], At[n, :, :, k0:k0+kt], out=G); a.addcmul_(G, G)
         return acc
     if P == 1:
         # rank one per example: Σ_n (Σ_b d²)ᵀ (A²), nothing per-example stored (the Linear case)
-        return torch.einsum('ngo,ngk->gok', d[..., 0].square().sum(0), A[..., 0].square())
+        return torch.einsum('ngo,ngk->gok', sum(t[..., 0].square() for t in ds), A[..., 0].square())
     # Gram form: Σ_n Σ_{p,q} (Σ_b d_p d_q)(a_p a_q), one matmul [g, Og, n·pairs] @ [g, n·pairs, Kg] per chunk of
-    # examples, both operands built directly in that layout (no copy between the products and the matmul)
-    if P <= 8: pi, qi = torch.arange(P).repeat_interleave(P), torch.arange(P).repeat(P)
-    else: pi, qi = torch.triu_indices(P, P)
-    pi, qi = pi.to(d.device), qi.to(d.device)
-    w = torch.where(pi == qi, 1., 2.).to(d.dtype) if P > 8 else None   # p<q stands for (p,q) and (q,p)
+    # examples, both operands built directly in that layout (no copy between the products and the matmul); the
+    # pairs p ≤ q in row-major order
+    pi, qi = torch.triu_indices(P, P, device=A.device)
+    w = torch.where(pi == qi, 1., 2.).to(A.dtype)                     # p<q stands for (p,q) and (q,p)
     T = len(pi)
+    d = torch.stack(ds)                                                   # [B, N, g, Og, P]: small where P is
     per_ex = d.element_size() * (g*Og*(P*P + T) + 2*g*Kg*T)
     step = max(1, int(mem_budget // per_ex))
     Ag = A.permute(1, 0, 3, 2).contiguous()                               # [g, N, P, Kg]
-    out = d.new_zeros(g, Og, Kg)
+    out = A.new_zeros(g, Og, Kg)
     for s in range(0, N, step):
         dd = d[:, s:s+step].permute(2, 3, 1, 4, 0)                        # [g, Og, n, P, B]
         n = dd.shape[2]
         D = torch.matmul(dd, dd.transpose(-1, -2)).view(g, Og, n, P*P)   # [g, Og, n, P·P]
-        if w is not None: D = D[..., pi*P + qi] * w                       # [g, Og, n, T]
-        E = Ag[:, s:s+step, pi] * Ag[:, s:s+step, qi]                     # [g, n, T, Kg]
+        D = D[..., pi*P + qi] * w                                         # [g, Og, n, T]
+        E, As, t = A.new_empty(g, n, T, Kg), Ag[:, s:s+step], 0           # E[.., (p,q), k] = a_kp a_kq
+        for p in range(P):
+            torch.mul(As[:, :, p:p+1], As[:, :, p:], out=E[:, :, t:t+P-p]); t += P - p
         out.baddbmm_(D.reshape(g, Og, n*T), E.view(g, n*T, Kg))
     return out
 
@@ -119,22 +123,25 @@ class DiagGGNRule:
     "A layer's Σ of squared per-example gradients from its input and its output gradients; subclasses say how to unfold."
     def unfold(self, module, x): raise NotImplementedError   # -> [N, g, Kg, P]
     def out_grad(self, module, d): raise NotImplementedError  # [B, N, *out] -> [B, N, g, Og, P]
+    def grads(self, module, d) -> list:
+        "The B output gradients as a list of [N, g, Og, P], from a tensor [B, N, *out] or a list of B [N, *out]."
+        return list(self.out_grad(module, d)) if isinstance(d, Tensor) else [self.out_grad(module, t[None])[0] for t in d]
     def form(self, module, x, d) -> str:
         "The form `weight` would use for this layer."
-        B, N, g, Og, P = self.out_grad(module, d).shape
-        return sq_grad_form(B, g*Og, module.weight[0].numel(), P)
+        ds = self.grads(module, d)
+        N, g, Og, P = ds[0].shape
+        return sq_grad_form(len(ds), g*Og, module.weight[0].numel(), P)
     def weight(self, module:nn.Module, # the layer
                x:Tensor, # its input, [N, ...]
-               d:Tensor, # gradients at its output for B backward vectors, [B, N, ...]
+               d:Tensor|list, # gradients at its output for B backward vectors, [B, N, ...] or a list of B [N, ...]
                mem_budget:float=GIB, # bytes for temporaries
                form:str|None=None, # force 'unfold' or 'gram'
               ) -> Tensor:
         "Σ_b Σ_n (∂ℓ_bn/∂W)², shaped like the weight."
-        return sum_sq_grads(self.out_grad(module, d), self.unfold(module, x), form, mem_budget).reshape(module.weight.shape)
-    def bias(self, module:nn.Module, d:Tensor) -> Tensor:
+        return sum_sq_grads(self.grads(module, d), self.unfold(module, x), form, mem_budget).reshape(module.weight.shape)
+    def bias(self, module:nn.Module, d:Tensor|list) -> Tensor:
         "Σ_b Σ_n (∂ℓ_bn/∂bias)²: the output gradient summed over positions, squared."
-        d = self.out_grad(module, d)
-        return (d.float() if d.dtype in HALF else d).sum(-1).square().sum((0, 1)).reshape(-1)
+        return sum((t.float() if t.dtype in _HALF else t).sum(-1).square().sum(0) for t in self.grads(module, d)).reshape(-1)
 
 class DiagGGNLinear(DiagGGNRule):
     "`nn.Linear` on [N, *, I] inputs: the positions P are the flattened middle dimensions (P = 1 for [N, I])."
@@ -171,7 +178,7 @@ def rule_for(name:str, # the weight's parameter name, for the error message
 def _probs(logits):
     "Softmax of the detached logits, in float32 at least."
     z = logits.detach()
-    return (z.float() if z.dtype in HALF else z).softmax(1)
+    return (z.float() if z.dtype in _HALF else z).softmax(1)
 
 def residual(p:Tensor, # [N, C] class probabilities
              y:Tensor, # [N] true labels
@@ -223,7 +230,7 @@ def _check_finite(t, what):
 
 def _bias_name(wname): return wname[:-len('weight')] + 'bias'
 
-def _acc_dtype(p): return torch.float32 if p.dtype in HALF else p.dtype
+def _acc_dtype(p): return torch.float32 if p.dtype in _HALF else p.dtype
 
 class _Tap:
     "What the forward hooks do: nothing, record each layer's sizes ('probe'), or keep its input and its output's gradient edge ('keep')."
@@ -368,9 +375,8 @@ def _chunk(model, x, y, estimator, mc_samples, generator, params, mods, rules, t
     douts = _output_grads(logits, y, estimator, mc_samples, generator, params, edges, gsum)
     del logits, edges
     for n in list(douts):   # the layers that ran and reach the logits; any other keeps a zero
-        ds, a = douts.pop(n), ins.pop(n)
-        if not ds: continue
-        d = torch.stack(ds); del ds
+        d, a = douts.pop(n), ins.pop(n)                    # d: B tensors [N, *out], not stacked (a copy)
+        if not d: continue
         m, rule = mods[n], rules[n]
         with _timed(f'{n} ({type(m).__name__}, {rule.form(m, a, d)})', x.device):
             hsum[n] += rule.weight(m, a, d, rule_budget)
