@@ -406,7 +406,8 @@ def dense_model(cfg:ExperimentConfig, # the run (its network, data, seed and tra
                                  "delete it (it is retrained) or point `cache` elsewhere.")
             return model, dict(ck['config'], cached=True, path=str(path))
         dls = run_dls(cfg, data_path, dev)
-        model, rec = train_dense(cfg.network, dls, seed=cfg.seed, epochs=cfg.train_epochs, show_progress=progress, precision=cfg.precision)
+        model, rec = train_dense(cfg.network, dls, seed=cfg.seed, epochs=cfg.train_epochs, show_progress=progress, precision=cfg.precision,
+                                 resume=path.with_name(path.name + '.resume'))   # a long training cut short continues where it stopped
         rec = dict(key=key, best_epoch=rec['best_epoch'], seconds=rec['seconds'], recipe=rec['recipe'], precision=rec['precision'],
                    device=rec['device'], metrics=measure(model, dls, cfg.precision))
         save_checkpoint(path, model, arch=cfg.network, **rec)

@@ -18,7 +18,7 @@ from .core import (   # first: it silences fastai's import-time FutureWarning
     PRECISIONS, safe_load, atomic_save, plain_data)
 from fastcore.foundation import L
 from fastai.learner import Learner, Recorder
-from fastai.callback.core import event
+from fastai.callback.core import event, CancelEpochException
 from fastai.callback.core import Callback
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.tracker import TrackerCallback
@@ -29,7 +29,7 @@ from .models import get_model
 
 # %% auto #0
 __all__ = ['PAPER_RECIPES', 'Recipe', 'StepLR', 'KeepBest', 'SeedRun', 'LeanRecorder', 'DeviceAutocast', 'ChannelsLast',
-           'precision_cbs', 'PaperLearner', 'paper_learner', 'MaskCallback', 'versions', 'save_checkpoint',
+           'precision_cbs', 'PaperLearner', 'paper_learner', 'Resume', 'MaskCallback', 'versions', 'save_checkpoint',
            'load_checkpoint', 'fit_recipe', 'train_dense', 'finetune']
 
 # %% ../nbs/06_finetune.ipynb #8f06100c
@@ -162,6 +162,10 @@ class PaperLearner(Learner):
             if len(cache) > 256: cache.clear()
             cbs = cache[key] = [cb for cb in self.cbs.sorted('order') if event_name == 'after_fit' or _handles(cb, event_name)]
         for cb in cbs: cb(event_name)
+    def _do_fit(self):   # fastai's loop, from `start_epoch` (set by `Resume` when it continues a run)
+        for epoch in range(self.__dict__.get('start_epoch', 0), self.n_epoch):
+            self.epoch = epoch
+            self._with_events(self._do_epoch, 'epoch', CancelEpochException)
     def add_cb(self, cb):
         self.__dict__['_cbs_version'] = self.__dict__.get('_cbs_version', 0) + 1; return super().add_cb(cb)
     def remove_cb(self, cb):
@@ -201,6 +205,65 @@ def paper_learner(dls, # `DataLoaders` (e.g. `mnist_dls()`); index 2, if present
                                   beta=rec.smooth_loss.beta))
     learn.recipe, learn.precision = recipe, precision_name(autocast_dtype(precision, dev))
     return learn
+
+# %% ../nbs/06_finetune.ipynb #fedb0eef
+def _rng_state(dls) -> dict:
+    "Every generator a fit draws from, as plain data."
+    return dict(torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                python=random.getstate(), numpy=[x.tolist() if isinstance(x, np.ndarray) else x for x in np.random.get_state()],
+                loaders=[dl.rng.getstate() if isinstance(getattr(dl, 'rng', None), random.Random) else None for dl in dls.loaders])
+
+def _set_rng_state(st:dict, dls):
+    torch.set_rng_state(st['torch'])
+    if st['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
+    random.setstate(_tuples(st['python']))
+    kind, keys, *rest = st['numpy']; np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
+    for dl, s in zip(dls.loaders, st['loaders']):
+        if s is not None: dl.rng = random.Random(); dl.rng.setstate(_tuples(s))
+
+def _tuples(x): return tuple(_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+class Resume(Callback):
+    "Save a fit's whole state to `path` every `every` seconds and after its last epoch; a fit that finds the file continues from it."
+    order = 70   # after SeedRun (-20), the Recorder (50) and KeepBest (60) have set themselves up for the fit
+    def __init__(self, path, # the state file (e.g. next to the final checkpoint)
+                 every:float=300., # seconds of training between two saves (0: after every epoch)
+                 key=None, # plain data identifying the run (e.g. its configuration): a file made for another is refused
+                ):
+        self.path, self.every, self.key, self.resumed_from = Path(path), float(every), plain_data(key), None
+    def before_fit(self):
+        if not isinstance(self.learn, PaperLearner): raise TypeError("Resume needs a PaperLearner (see `paper_learner`), whose loop can start at a later epoch.")
+        self.learn.start_epoch, self.resumed_from, self._t = 0, None, time.perf_counter()
+        if not self.path.exists(): return
+        st = safe_load(self.path)
+        if not (isinstance(st, dict) and st.get('format') == 'pruneloss-resume'): raise ValueError(f"{self.path} is not a pruneloss resume file; delete it or give another path.")
+        if st['key'] != self.key or st['n_epoch'] != self.n_epoch:
+            raise ValueError(f"{self.path} continues another run ({st['n_epoch']} epochs, key {st['key']}), not this one "
+                             f"({self.n_epoch} epochs, key {self.key}); delete it to start afresh.")
+        self.model.load_state_dict(st['model']); self.learn.opt.load_state_dict(st['opt'])
+        rec = self.learn.recorder
+        for k in ('values', 'losses', 'lrs', 'iters'): setattr(rec, k, [L(v) if k == 'values' else v for v in st['recorder'][k]])
+        if hasattr(rec, '_n_float'): rec._n_float = len(rec.losses)
+        rec.smooth_loss.count, rec.smooth_loss.val = st['smooth_loss']
+        for cb in self.learn.cbs:
+            if isinstance(cb, KeepBest): cb.best, cb.best_epoch, cb.best_state = st['keep_best']
+        self.learn.train_iter, self.learn.pct_train = st['train_iter'], st['pct_train']
+        _set_rng_state(st['rng'], self.dls)
+        self.learn.start_epoch = self.resumed_from = st['epoch'] + 1
+    def after_epoch(self):
+        if self.epoch == self.n_epoch - 1 or time.perf_counter() - self._t >= self.every: self.save(); self._t = time.perf_counter()
+    def after_fit(self): self.learn.start_epoch = 0
+    def save(self):
+        "Write the state after the current epoch (atomically)."
+        rec = self.learn.recorder
+        if hasattr(rec, '_to_floats'): rec._to_floats()
+        kb = [(cb.best, cb.best_epoch, cb.best_state) for cb in self.learn.cbs if isinstance(cb, KeepBest)]
+        atomic_save(dict(format='pruneloss-resume', key=self.key, epoch=self.epoch, n_epoch=self.n_epoch,
+                         model=self.model.state_dict(), opt=self.learn.opt.state_dict(),
+                         recorder=plain_data({k: [list(v) if isinstance(v, L) else v for v in getattr(rec, k)] for k in ('values', 'losses', 'lrs', 'iters')}),
+                         smooth_loss=(rec.smooth_loss.count, torch.as_tensor(rec.smooth_loss.val).detach().clone()),
+                         keep_best=(float(kb[0][0]), kb[0][1], kb[0][2]) if kb else None,
+                         train_iter=self.learn.train_iter, pct_train=float(self.learn.pct_train), rng=_rng_state(self.dls)), self.path)
 
 # %% ../nbs/06_finetune.ipynb #30e99acc
 class MaskCallback(Callback):
@@ -281,14 +344,21 @@ def train_dense(arch:str, # 'MLP', 'VGG11' or 'PreActResNet18'
                 recipe:Recipe|None=None, # override the paper's recipe
                 show_progress:bool=True, # fastprogress bars and the epoch table
                 precision:str='auto', # 'auto', 'fp32', 'bf16' or 'fp16' (see `autocast_dtype`)
+                resume=None, # a state file: the fit saves itself there every `resume_every` seconds and continues from it (`Resume`)
+                resume_every:float=300., # seconds between two saves of the state file
                ) -> tuple[nn.Module, dict]:
     "Train the paper's dense `arch` on `dls` with its recipe; return the best-validation model and its record."
     set_seed(seed, reproducible=True)
     model = get_model(arch)
-    learn = paper_learner(dls, model, recipe or PAPER_RECIPES[arch], epochs=epochs, seed=seed, precision=precision)
+    recipe = replace(recipe or PAPER_RECIPES[arch], **({} if epochs is None else dict(epochs=epochs)))
+    dev = getattr(dls, 'device', None) or next(model.parameters()).device
+    key = dict(arch=arch, seed=seed, recipe=asdict(recipe), precision=precision_name(autocast_dtype(precision, dev)), data=getattr(dls, 'info', {}))
+    learn = paper_learner(dls, model, recipe, seed=seed, precision=precision,
+                          cbs=[Resume(resume, resume_every, key)] if resume is not None else None)
     model, fit = fit_recipe(learn, show_progress)
     rec = dict(seed=seed, data=getattr(dls, 'info', {}), device=str(get_device(next(model.parameters()).device)), **fit)
     if path is not None: save_checkpoint(path, model, arch=arch, **rec)
+    if resume is not None: Path(resume).unlink(missing_ok=True)   # the fit is over (and saved, if `path`)
     return model, dict(arch=arch, **rec)
 
 # %% ../nbs/06_finetune.ipynb #58c4d539
