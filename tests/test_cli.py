@@ -36,6 +36,7 @@ def test_help(cmd, capsys):
     with pytest.raises(SystemExit) as e: main([cmd, '--help'])
     assert e.value.code == 0 and capsys.readouterr().out.startswith('usage: pruneloss ' + cmd)
 
+@pytest.mark.slow
 @needs_scripts
 def test_train_prune_finetune(tmp_path, data_path):
     r = run(['train', 'MLP', '--epochs', '1', '--out', 'mlp.pth'], tmp_path)        # exit status 0, nothing dumped on stderr
@@ -71,6 +72,7 @@ def test_train_prune_finetune(tmp_path, data_path):
     torch.load(tmp_path/'evil.pt', weights_only=False)             # the payload is real: unpickled, it writes the file
     assert (tmp_path/'pwned').read_text() == 'ran'
 
+@pytest.mark.slow
 def test_mismatched_masks_in_process(tmp_path, data_path, monkeypatch, capsys):
     "The same refusal in-process, and `--allow-mismatch` overriding it; masks without a record are refused too."
     monkeypatch.setenv('PRUNELOSS_CACHE', str(tmp_path/'cache')); monkeypatch.chdir(tmp_path)
@@ -102,6 +104,7 @@ GRID = '''
     lam = [0.0, 0.01]
 '''
 
+@pytest.mark.slow
 @needs_scripts
 def test_sweep_exit_status_overrides_and_report(tmp_path, data_path, capsys, monkeypatch):
     (tmp_path/'grid.toml').write_text(textwrap.dedent(GRID))
@@ -131,6 +134,7 @@ def test_sweep_exit_status_overrides_and_report(tmp_path, data_path, capsys, mon
     out, err = capsys.readouterr()
     assert broken in err and 'corrupt' in err and (tmp_path/'rep2'/'runs.csv').read_text().count('\n') == 3   # header + the other runs
 
+@pytest.mark.slow
 @needs_scripts
 def test_user_errors_through_the_console_script(tmp_path):
     "A few of the errors below through the installed script: one line, exit status 2, no traceback."

@@ -3,6 +3,7 @@ import shutil, tarfile, io
 import pytest, torch
 from pruneloss.data import cifar10_dls, load_cifar10, mnist_dls, ExampleSampler, DataMissingError, CIFAR10_STATS
 
+@pytest.mark.slow
 def test_cifar10_jpeg_copy(jpeg_copy, tmp_path, monkeypatch):
     data_path = jpeg_copy
     monkeypatch.setenv('PRUNELOSS_CACHE', str(tmp_path/'cache'))
@@ -25,6 +26,7 @@ def test_cifar10_jpeg_copy(jpeg_copy, tmp_path, monkeypatch):
     raw2, src = load_cifar10(data_path)
     assert src == 'jpeg' and torch.equal(raw2['test'][0][:5], dls.test.dataset.x[:5])
 
+@pytest.mark.slow
 def test_cifar10_partial_archive(jpeg_copy, tmp_path, monkeypatch):
     data_path = jpeg_copy
     "A truncated archive is refused with a clear error, not read as a smaller data set."

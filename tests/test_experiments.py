@@ -71,6 +71,7 @@ def reference(tmp_path_factory, data_path):
     outs = [p.communicate(timeout=600)[0].decode() for p in ps]
     return d, [p.returncode for p in ps], outs
 
+@pytest.mark.slow
 @needs_script
 def test_two_sweeps_on_one_store_split_the_work(reference):
     "Each run is claimed by one sweep and done exactly once; both sweeps did some of it; the dense network was trained once."
@@ -91,6 +92,7 @@ def n_done(db:Path) -> int:
     except sqlite3.OperationalError: return 0
     finally: con.close()
 
+@pytest.mark.slow
 @needs_script
 def test_killed_at_random_moments_then_resumed(reference, tmp_path, data_path):
     "SIGKILL a sweep 3 times at random moments of its work (dense training included), resume: every value equals the uninterrupted sweep's."

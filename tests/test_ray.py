@@ -5,6 +5,7 @@ import pytest
 from pruneloss.experiments import ResultStore, expand_grid, run_sweep, ray_reachable
 
 ray = pytest.importorskip('ray')
+pytestmark = pytest.mark.slow   # a real Ray cluster: run by .ci/run's slow step
 ROOT = Path(__file__).resolve().parent.parent
 
 def _free_port():
