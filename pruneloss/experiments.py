@@ -18,13 +18,14 @@ from .core import get_device, evaluate, PRECISIONS, autocast_dtype, precision_na
 from .models import MODELS
 from .criteria import CRITERIA
 from .pruning import SCHEDULES, prune
-from .finetune import PAPER_RECIPES, train_dense, finetune, save_checkpoint, load_checkpoint, versions
+from .finetune import PAPER_RECIPES, Recipe, train_dense, finetune, save_checkpoint, load_checkpoint, versions
 
 # %% auto #0
 __all__ = ['DATASETS', 'ESTIMATORS', 'PAPER_SPARSITY', 'PAPER_LAMBDAS', 'PAPER_STAGES', 'PAPER_SEEDS', 'SMOKE_BUDGETS',
            'ExperimentConfig', 'to_toml', 'atomic_file', 'read_config_file', 'write_config_file', 'parse_overrides',
-           'expand_grid', 'Grid', 'load_configs', 'checkpoint_dir', 'dense_key', 'dense_path', 'file_lock', 'run_dls',
-           'measure', 'dense_model', 'run_experiment', 'ResultStore', 'pending', 'run_sweep', 'ray_reachable']
+           'expand_grid', 'Grid', 'load_configs', 'checkpoint_dir', 'run_recipe', 'dense_key', 'dense_path',
+           'file_lock', 'run_dls', 'measure', 'dense_model', 'run_experiment', 'ResultStore', 'pending', 'run_sweep',
+           'ray_reachable']
 
 # %% ../nbs/07_experiments.ipynb #25e51df1
 DATASETS = {'MNIST': ('MLP',), 'CIFAR10': ('VGG11', 'PreActResNet18')}
@@ -55,7 +56,7 @@ def _coerce(cls, key, value):
         raise ValueError(f"{key} expects {base.__name__}, got {value!r}.")
     return value
 
-_LATER = dict(precision='auto')   # fields added after results were published: at these values, the runs keep their run_id
+_LATER = dict(precision='auto', lr_step=None, n_measure=None)   # fields added after results were published: at these values, the runs keep their run_id
 
 @dataclass(frozen=True)
 class ExperimentConfig:
@@ -77,6 +78,8 @@ class ExperimentConfig:
     n_train:int|None=None # use only n examples of the train split, a fixed random subset (smoke tests; None: all)
     n_eval:int|None=None # use only n examples of valid and of test, fixed random subsets (smoke tests; None: all)
     precision:str='auto' # training arithmetic: 'auto', 'fp32', 'bf16' or 'fp16' (see `autocast_dtype`)
+    lr_step:int|None=None # the recipe's step, for dense training and fine-tuning: lr ×0.1 every lr_step epochs (None: the paper's; a compressed budget sets its own)
+    n_measure:int|None=None # train-split examples measured before and after pruning, a fixed random subset (None: the whole split)
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)
@@ -99,9 +102,9 @@ class ExperimentConfig:
         if not 0 <= self.sparsity < 1: raise ValueError(f"sparsity is a fraction in [0, 1), got {self.sparsity}.")
         if not (self.lam >= 0 and math.isfinite(self.lam)): raise ValueError(f"lam (λ) must be finite and ≥ 0, got {self.lam}.")
         for k, lo in [('seed', 0), ('n_stages', 1), ('mc_samples', 1), ('n_examples', 1), ('example_bs', 1),
-                      ('train_epochs', 0), ('finetune_epochs', 0), ('n_train', 1), ('n_eval', 1)]:
+                      ('train_epochs', 0), ('finetune_epochs', 0), ('n_train', 1), ('n_eval', 1), ('lr_step', 1), ('n_measure', 1)]:
             v = getattr(self, k)
-            if v is None and k in ('n_train', 'n_eval'): continue
+            if v is None and k in ('n_train', 'n_eval', 'lr_step', 'n_measure'): continue
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ValueError(f"{k} must be an integer ≥ {lo}, got {v!r}.")
 
@@ -323,11 +326,16 @@ def checkpoint_dir(cache=None, # an explicit folder
     from pruneloss.data import cache_dir
     return Path(cache).expanduser() if cache is not None else cache_dir('checkpoints')
 
+def run_recipe(cfg:ExperimentConfig) -> Recipe:
+    "The training recipe of a run's network (dense training and fine-tuning), with the run's `lr_step` if it sets one."
+    r = PAPER_RECIPES[cfg.network]
+    return r if cfg.lr_step is None else replace(r, step=cfg.lr_step)
+
 def dense_key(cfg:ExperimentConfig, # the run
               device=None, # where it trains (the precision `'auto'` means depends on it)
              ) -> dict:
     "Everything the dense network of a run and its cached record depend on: the cache key."
-    recipe = {k: v for k, v in asdict(PAPER_RECIPES[cfg.network]).items() if k != 'epochs'}
+    recipe = {k: v for k, v in asdict(run_recipe(cfg)).items() if k != 'epochs'}
     return dict(network=cfg.network, data=cfg.data, seed=cfg.seed, train_epochs=cfg.train_epochs,
                 n_train=cfg.n_train,   # the examples it is trained on, and measured on
                 n_eval=cfg.n_eval,     # the validation examples pick its best epoch; valid/test metrics are measured on them
@@ -385,9 +393,12 @@ def run_dls(cfg:ExperimentConfig, # the run
 def measure(model, # the network
             dls, # its `PaperDataLoaders`
             precision:str='auto', # the arithmetic of the forward passes (the run's `precision`)
+            n_measure:int|None=None, # measure the train split on a fixed random subset of this many examples (None: all)
+            splits=('train', 'valid', 'test'), # the splits to measure
            ) -> dict:
     "Loss and error of `model` (eval mode) on the train split (no augmentation), valid and test, as `<split>_<metric>`."
-    return {f'{split}_{k}': v for split in ('train', 'valid', 'test') for k, v in evaluate(model, dls.eval_dl(split), precision).items()}
+    def dl(s): return _subset_dl(dls.eval_dl(s), n_measure, False) if s == 'train' and n_measure is not None else dls.eval_dl(s)
+    return {f'{s}_{k}': v for s in splits for k, v in evaluate(model, dl(s), precision).items()}
 
 def dense_model(cfg:ExperimentConfig, # the run (its network, data, seed and training budget)
                 cache=None, # checkpoint folder (see `checkpoint_dir`)
@@ -407,6 +418,7 @@ def dense_model(cfg:ExperimentConfig, # the run (its network, data, seed and tra
             return model, dict(ck['config'], cached=True, path=str(path))
         dls = run_dls(cfg, data_path, dev)
         model, rec = train_dense(cfg.network, dls, seed=cfg.seed, epochs=cfg.train_epochs, show_progress=progress, precision=cfg.precision,
+                                 recipe=run_recipe(cfg),
                                  resume=path.with_name(path.name + '.resume'))   # a long training cut short continues where it stopped
         rec = dict(key=key, best_epoch=rec['best_epoch'], seconds=rec['seconds'], recipe=rec['recipe'], precision=rec['precision'],
                    device=rec['device'], metrics=measure(model, dls, cfg.precision))
@@ -434,6 +446,8 @@ def run_experiment(config:ExperimentConfig|dict, # the run
     rec.update(t_dense=0. if drec['cached'] else time.perf_counter() - t0, dense_cached=drec['cached'],
                dense_best_epoch=drec.get('best_epoch'), dense_path=drec['path'], dense_precision=drec['key']['precision'],
                **{f'dense_{k}': v for k, v in drec['metrics'].items()})
+    if cfg.n_measure is not None:   # the cached record measured the whole train split; before/after pruning compare on the same subset
+        rec.update({f'dense_{k}': v for k, v in measure(model, dls, cfg.precision, cfg.n_measure, splits=('train',)).items()})
     from pruneloss.data import ExampleSampler
     sampler = ExampleSampler.from_dls(dls, n=min(cfg.n_examples, len(dls.train.dataset)), bs=cfg.example_bs, seed=cfg.seed, device=dev)
     t0 = time.perf_counter()
@@ -447,16 +461,16 @@ def run_experiment(config:ExperimentConfig|dict, # the run
                t_quantities=float(log.t_quantities.sum()), t_rank=float(log.t_rank.sum()),
                stage_log=json.loads(log.reset_index().to_json(orient='records')))
     t0 = time.perf_counter()
-    rec.update({f'pruned_{k}': v for k, v in measure(model, dls, cfg.precision).items()})
+    rec.update({f'pruned_{k}': v for k, v in measure(model, dls, cfg.precision, cfg.n_measure).items()})
     t_eval = time.perf_counter() - t0
     ft_epochs = cfg.finetune_epochs
     if ft_epochs > 0:
         t0 = time.perf_counter()
-        model, frec = finetune(model, masks, dls, cfg.network, epochs=ft_epochs, inplace=True, show_progress=progress,
+        model, frec = finetune(model, masks, dls, run_recipe(cfg), epochs=ft_epochs, inplace=True, show_progress=progress,
                                seed=cfg.seed, precision=cfg.precision)
         rec.update(t_finetune=time.perf_counter() - t0, finetune_best_epoch=frec['best_epoch'], finetune_precision=frec['precision'])
         t0 = time.perf_counter()
-        rec.update({f'finetuned_{k}': v for k, v in measure(model, dls, cfg.precision).items()})
+        rec.update({f'finetuned_{k}': v for k, v in measure(model, dls, cfg.precision, cfg.n_measure).items()})
         t_eval += time.perf_counter() - t0
         rec['finetuned_sparsity'] = 1 - sum(int((p != 0).sum()) for p in
                                             (dict(model.named_parameters())[n] for n in masks)) / masks.n_total
