@@ -162,8 +162,8 @@ class PaperLearner(Learner):
             if len(cache) > 256: cache.clear()
             cbs = cache[key] = [cb for cb in self.cbs.sorted('order') if event_name == 'after_fit' or _handles(cb, event_name)]
         for cb in cbs: cb(event_name)
-    def _do_fit(self):   # fastai's loop, from `start_epoch` (set by `Resume` when it continues a run)
-        for epoch in range(self.__dict__.get('start_epoch', 0), self.n_epoch):
+    def _do_fit(self):   # fastai's loop, from `first_epoch` (set by `Resume` when it continues a run)
+        for epoch in range(self.__dict__.get('first_epoch', 0), self.n_epoch):
             self.epoch = epoch
             self._with_events(self._do_epoch, 'epoch', CancelEpochException)
     def add_cb(self, cb):
@@ -233,7 +233,7 @@ class Resume(Callback):
         self.path, self.every, self.key, self.resumed_from = Path(path), float(every), plain_data(key), None
     def before_fit(self):
         if not isinstance(self.learn, PaperLearner): raise TypeError("Resume needs a PaperLearner (see `paper_learner`), whose loop can start at a later epoch.")
-        self.learn.start_epoch, self.resumed_from, self._t = 0, None, time.perf_counter()
+        self.learn.first_epoch, self.resumed_from, self._t = 0, None, time.perf_counter()
         if not self.path.exists(): return
         st = safe_load(self.path)
         if not (isinstance(st, dict) and st.get('format') == 'pruneloss-resume'): raise ValueError(f"{self.path} is not a pruneloss resume file; delete it or give another path.")
@@ -249,10 +249,10 @@ class Resume(Callback):
             if isinstance(cb, KeepBest): cb.best, cb.best_epoch, cb.best_state = st['keep_best']
         self.learn.train_iter, self.learn.pct_train = st['train_iter'], st['pct_train']
         _set_rng_state(st['rng'], self.dls)
-        self.learn.start_epoch = self.resumed_from = st['epoch'] + 1
+        self.learn.first_epoch = self.resumed_from = st['epoch'] + 1
     def after_epoch(self):
         if self.epoch == self.n_epoch - 1 or time.perf_counter() - self._t >= self.every: self.save(); self._t = time.perf_counter()
-    def after_fit(self): self.learn.start_epoch = 0
+    def after_fit(self): self.learn.first_epoch = 0
     def save(self):
         "Write the state after the current epoch (atomically)."
         rec = self.learn.recorder
