@@ -6,7 +6,7 @@ Docs: https://pruneloss.github.io/pruneloss/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #fd76d588
 from __future__ import annotations
-import contextlib, numbers, operator, os, random, re, tempfile, warnings
+import contextlib, numbers, operator, os, random, re, sys, tempfile, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated',
 # %% auto #0
 __all__ = ['PRUNABLE_TYPES', 'PRECISIONS', 'prunable_modules', 'prunable_weights', 'n_prunable', 'set_seed', 'get_device',
            'cpu_has_bf16', 'autocast_dtype', 'precision_name', 'plain_data', 'atomic_save', 'safe_load', 'Masks',
-           'global_topk_mask', 'evaluate']
+           'global_topk_mask', 'evaluate', 'interactive', 'Progress', 'progress']
 
 # %% ../nbs/00_core.ipynb #b3f47636
 PRUNABLE_TYPES = (nn.Linear, nn.Conv2d)
@@ -336,3 +336,46 @@ def evaluate(model:nn.Module, dl, # a network and a DataLoader of (x, y) batches
     finally: model.train(was_training)
     if n == 0: raise ValueError("evaluate: the data gave no examples.")
     return dict(loss=loss / n, error=err / n)
+
+# %% ../nbs/00_core.ipynb #97b4ac30
+def interactive() -> bool:
+    "Whether progress bars can be drawn in place: a notebook, or standard output is a terminal."
+    from fastprogress.core import IN_NOTEBOOK
+    try: tty = sys.stdout.isatty()
+    except (AttributeError, ValueError): tty = False   # replaced or closed streams
+    return bool(IN_NOTEBOOK or tty)
+
+def _hms(s:float) -> str:
+    s = int(round(s)); return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+class Progress:
+    "Progress of `total` things: a fastprogress bar in notebooks and terminals, plain lines on stderr elsewhere."
+    def __init__(self, total:int, # how many things
+                 what:str='', # what they are, for the lines ('stages', 'runs')
+                 every:float=30., # seconds between two lines at least (the last one is always written)
+                 leave:bool=True, # keep the bar when done (bars only)
+                ):
+        self.total, self.what, self.every, self.n, self._shown = total, what, every, 0, 0
+        self.t0 = self._last = time.perf_counter()
+        self.bar = None
+        if interactive():
+            from fastprogress.fastprogress import progress_bar
+            self.bar = progress_bar(range(total), leave=leave); self.bar.update(0)
+    def update(self, n:int):
+        "`n` things are done."
+        self.n = n
+        if self.bar is not None: self.bar.update(n); return
+        now = time.perf_counter()
+        if n <= self._shown or (n < self.total and now - self._last < self.every): return
+        self._last, self._shown, spent = now, n, now - self.t0
+        left = f", about {_hms(spent / n * (self.total - n))} left" if 0 < n < self.total else ''
+        print(f"{self.what + ': ' if self.what else ''}{n}/{self.total} done ({_hms(spent)}{left})", file=sys.stderr, flush=True)
+
+def progress(it, # an iterable
+             total:int|None=None, # its length (default: `len(it)`)
+             what:str='', every:float=30., leave:bool=True):
+    "Iterate over `it` showing `Progress` (a bar, or lines in a log)."
+    total = len(it) if total is None else total
+    p = Progress(total, what, every, leave)
+    for i, x in enumerate(it):
+        yield x; p.update(i + 1)

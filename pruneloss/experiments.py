@@ -12,9 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 import pandas as pd
 import torch
-from fastprogress.fastprogress import progress_bar
 from fastcore.basics import patch
-from .core import get_device, evaluate, PRECISIONS, autocast_dtype, precision_name
+from .core import get_device, evaluate, PRECISIONS, autocast_dtype, precision_name, Progress, interactive
 from .models import MODELS
 from .criteria import CRITERIA
 from .pruning import SCHEDULES, prune
@@ -741,8 +740,7 @@ def pending(configs_or_grid, store:ResultStore, retry_failed:bool=False) -> list
 def _drive(cfgs, store, retry_before, slots, start, collect, progress):
     "Claim and start runs of `cfgs` (at most `slots()` at once), write each record; wait for runs other sweeps hold, taking over lapsed claims."
     todo, running, waiting = list(cfgs), {}, False
-    pb = progress_bar(range(len(todo))) if progress and todo else None
-    if pb is not None: pb.update(0)
+    pb = Progress(len(todo), 'runs', every=0) if progress and todo else None   # a bar, or a line per finished run in a log
     while True:
         free, others = store._open(todo, retry_before)
         todo, n = free + others, slots()
@@ -755,7 +753,10 @@ def _drive(cfgs, store, retry_before, slots, start, collect, progress):
             if progress and not waiting: print(f"waiting for {len(others)} run(s) claimed by another sweep", file=sys.stderr); waiting = True
             time.sleep(min(5., store.lease / 4)); continue
         for h, rec in collect(running):
-            store.put(rec); running.pop(h)
+            store.put(rec); c = running.pop(h)
+            if progress and not interactive():
+                print(f"run {rec['run_id']} ({c.network} seed {c.seed}, {c.criterion} π={c.n_stages} λ={c.lam:g}): {rec['status']}"
+                      + (f" — {rec.get('error')}" if rec['status'] != 'done' else ''), file=sys.stderr, flush=True)
     if pb is not None: pb.update(len(cfgs))
 
 def run_sweep(configs_or_grid, # `ExperimentConfig`s, a `Grid`, dicts, or a config file's path

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from .core import (   # first: it silences fastai's import-time FutureWarning
     get_device, prunable_weights, evaluate, autocast_dtype, precision_name, cpu_has_bf16,
-    PRECISIONS, safe_load, atomic_save, plain_data)
+    PRECISIONS, safe_load, atomic_save, plain_data, interactive)
 from fastcore.foundation import L
 from fastai.learner import Learner, Recorder
 from fastai.callback.core import event, CancelEpochException
@@ -326,7 +326,9 @@ def fit_recipe(learn:Learner, # a `paper_learner` (with `KeepBest`)
               ) -> tuple[nn.Module, dict]:
     "Fit `learn` for its recipe's epochs; the best-validation model (eval mode) and its record: recipe, best epoch, time, valid/test."
     t0 = time.perf_counter()
-    if show_progress: learn.fit(learn.recipe.epochs)
+    if show_progress and interactive(): learn.fit(learn.recipe.epochs)
+    elif show_progress:   # a log, not a terminal: fastai's epoch table (a line per epoch) without the redrawn bars
+        with learn.no_bar(): learn.fit(learn.recipe.epochs)
     else:
         with learn.no_bar(), learn.no_logging(): learn.fit(learn.recipe.epochs)
     kb = learn.cbs.filter(lambda c: isinstance(c, KeepBest))[0]

@@ -13,8 +13,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from fastprogress.fastprogress import progress_bar
-from .core import prunable_weights, prunable_modules, n_prunable, Masks, global_topk_mask, evaluate, _as_int, _as_real
+from .core import prunable_weights, prunable_modules, n_prunable, Masks, global_topk_mask, evaluate, _as_int, _as_real, Progress
 from .criteria import Criterion, get_criterion
 
 # %% auto #0
@@ -217,7 +216,8 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
     was = work.training; work.eval()
     rows = []
     try:
-        for i in (progress_bar(range(n_stages), leave=False) if progress else range(n_stages)):
+        shown = Progress(n_stages, 'pruning stages', every=10, leave=False) if progress else None   # a bar, or lines in a log
+        for i in range(n_stages):
             with torch.no_grad():
                 for n, p in ws.items(): p.copy_(orig[n] * masks[n])
             batches = next_batches() if next_batches is not None else None
@@ -247,6 +247,7 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
                              predicted_change=pred, loss_before=before, loss_after=after, actual_change=after - before,
                              n_examples=sum(len(x) for x, _ in batches) if batches is not None else 0,
                              t_quantities=t1 - t0, t_rank=(t3 - t2) + (t5 - t4)))
+            if shown is not None: shown.update(i + 1)
     except BaseException:
         if inplace:
             with torch.no_grad():

@@ -31,6 +31,16 @@ def test_entry_points_run_this_checkout(tmp_path):
     r = run(['--help'], tmp_path, exe=DEMO)
     assert r.stdout.startswith('usage: pruneloss demo')
 
+@needs_scripts
+def test_progress_in_a_log(tmp_path, data_path):
+    "Written to a file (not a terminal), progress is a plain line per finished stage: no redrawn bars, no import warnings."
+    fake_dense(tmp_path/'good.pth', 1111)
+    r = run(['prune', 'good.pth', '--criterion', 'MP', '--stages', '3', '--sparsity', '0.5'], tmp_path)
+    for out in (r.stdout, r.stderr): assert '\r' not in out and '█' not in out, out
+    lines = [l.split(' (')[0] for l in r.stderr.splitlines()]     # a line per stage, at most one per 10 s: the last always
+    assert lines and lines[-1] == 'pruning stages: 3/3 done' and set(lines) <= {f'pruning stages: {i}/3 done' for i in (1, 2, 3)}, r.stderr
+    assert 'Per-stage log' in r.stdout
+
 @pytest.mark.parametrize('cmd', ['train', 'prune', 'finetune', 'sweep', 'report', 'demo'])
 def test_help(cmd, capsys):
     with pytest.raises(SystemExit) as e: main([cmd, '--help'])
