@@ -17,8 +17,6 @@ from .core import prunable_modules, Masks, get_device, plain_data, atomic_save, 
 from .models import MODELS, get_model
 from .experiments import atomic_file
 
-# torch warns once per process that its CSR tensors are a beta feature: the outputs are checked against dense below
-warnings.filterwarnings('ignore', message=r'Sparse CSR tensor support is in beta', category=UserWarning)
 
 # %% auto #0
 __all__ = ['SPARSE_LAYERS', 'EXPORT_MAGIC', 'SparseLinear', 'SparseConv2d', 'time_interleaved', 'time_layers', 'to_inference',
@@ -30,9 +28,11 @@ def _csr(w:torch.Tensor, mask:torch.Tensor|None) -> torch.Tensor:
     "The masked weight `w` as a 2-D CSR matrix (out × everything else) with 32-bit indices, on `w`'s device."
     w = w.detach()
     if mask is not None: w = w * mask.to(w.device)
-    c = w.reshape(w.shape[0], -1).to_sparse_csr()
+    with warnings.catch_warnings():   # torch calls its CSR tensors a beta feature: the outputs are checked against dense below
+        warnings.filterwarnings('ignore', message=r'Sparse CSR tensor support is in beta', category=UserWarning)
+        c = w.reshape(w.shape[0], -1).to_sparse_csr()
     if c.values().numel() >= 2**31: return c
-    return torch.sparse_csr_tensor(c.crow_indices().int(), c.col_indices().int(), c.values(), c.shape)
+    return torch.sparse_csr_tensor(c.crow_indices().int(), c.col_indices().int(), c.values(), c.shape, check_invariants=False)
 
 class _Sparse(nn.Module):
     "What the sparse layers share: the CSR weight, and an optional dense copy for batches under `dense_below`."
