@@ -98,11 +98,11 @@ def _sync(dev:torch.device):
     if dev.type == 'cuda': torch.cuda.synchronize(dev)
 
 def time_interleaved(fns:dict, # name -> a function of no argument
-                     repeats:int=7, # timed rounds; each reports the median
+                     repeats:int=7, # timed rounds; the fastest counts
                      min_time:float=2e-3, # seconds one timed measurement lasts at least (calls are repeated to reach it)
                      device=None, # the device to synchronise (CUDA) around each measurement
                     ) -> dict[str, float]:
-    "Median seconds per call of each function, the functions taking turns within every round so that load changes hit all alike."
+    "Seconds per call of each function in its fastest round, the functions taking turns within every round."
     dev = torch.device(device) if device is not None else torch.device('cpu')
     t = {}
     for k, f in fns.items():                             # warm-up, and how many calls make one measurement
@@ -111,10 +111,10 @@ def time_interleaved(fns:dict, # name -> a function of no argument
     out = {k: [] for k in fns}
     for r in range(repeats):
         for k in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
-            f = fns[k]; _sync(dev); t0 = time.perf_counter()
+            f = fns[k]; f(); _sync(dev); t0 = time.perf_counter()   # one untimed call first: its own data in the caches
             for _ in range(number): f()
             _sync(dev); out[k].append((time.perf_counter() - t0) / number)
-    return {k: float(np.median(v)) for k, v in out.items()}
+    return {k: float(min(v)) for k, v in out.items()}
 
 # %% ../nbs/10_export.ipynb #5eaa7c8a
 def _layer_inputs(model:nn.Module, mods:dict, x:torch.Tensor) -> dict[str, torch.Tensor]:
@@ -225,7 +225,7 @@ def compare_latency(models:dict, # name -> network, all on the same device
                     batch_sizes=(1, 16, 256), # batch sizes to time at
                     repeats:int=7, # timed rounds (the models take turns within each)
                    ) -> pd.DataFrame:
-    "Median seconds per forward pass of each model at each batch size, under `torch.inference_mode`, the models interleaved."
+    "Seconds per forward pass (fastest round) of each model at each batch size, under `torch.inference_mode`, the models interleaved."
     dev = _model_device(next(iter(models.values())))
     rows = []
     for bs in batch_sizes:
