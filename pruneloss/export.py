@@ -15,13 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 from .core import prunable_modules, Masks, get_device, plain_data, atomic_save, safe_load
 from .models import MODELS, get_model
+from .pruning import sparsity_report
 from .experiments import atomic_file
 
 
 # %% auto #0
 __all__ = ['SPARSE_LAYERS', 'EXPORT_MAGIC', 'SparseLinear', 'SparseConv2d', 'time_interleaved', 'time_layers', 'to_inference',
            'compare_latency', 'encode_positions', 'decode_positions', 'information_floor', 'export_bytes',
-           'save_export', 'read_export', 'load_export']
+           'save_export', 'read_export', 'load_export', 'deploy_report', 'plot_deploy']
 
 # %% ../nbs/10_export.ipynb #088024a7
 def _csr(w:torch.Tensor, mask:torch.Tensor|None) -> torch.Tensor:
@@ -141,6 +142,7 @@ def time_layers(model:nn.Module, # the network (not changed)
                 batch_sizes=(1, 64), # batch sizes to time at
                 sparse='all', # the layers that are sparse while the inputs are recorded (see `to_inference`): it sets their layout
                 repeats:int=7, # timed rounds per layer and batch size
+                layers=None, # the names of the layers to time (default: all)
                ) -> pd.DataFrame:
     "Seconds per call of every prunable layer, dense (masked) and sparse, on the input it gets in the network at each batch size."
     masks = Masks(masks).check(model)
@@ -154,6 +156,7 @@ def time_layers(model:nn.Module, # the network (not changed)
         x = torch.randn(bs, *input_shape, device=dev, dtype=dt)
         inps = _layer_inputs(cand, seen, x)
         for n, m in mods.items():
+            if layers is not None and n not in layers: continue
             if n not in inps: raise ValueError(f"Layer '{n}' did not run on an input of shape {tuple(x.shape)}: wrong input_shape?")
             sp = SPARSE_LAYERS[type(m)](m, masks[n]) if _sparse_ok(m) else None
             with torch.inference_mode():
@@ -205,7 +208,8 @@ def to_inference(model:nn.Module, # the network (not changed)
     if isinstance(sparse, str) and sparse == 'auto':
         if input_shape is None: raise ValueError("sparse='auto' times each layer on a real input: pass input_shape, e.g. (1, 28, 28).")
         first = _thresholds(time_layers(model, masks, input_shape, batch_sizes, 'all', repeats))   # inputs laid out as sparse layers give them
-        second = _thresholds(time_layers(model, masks, input_shape, batch_sizes, first, repeats)) if first else {}  # as the choice gives them
+        second = (_thresholds(time_layers(model, masks, input_shape, batch_sizes, first, repeats, layers=first))   # as the choice
+                  if first else {})                                                                           # gives them
         choice = {n: max(b, second[n]) for n, b in first.items() if n in second}
         choice = {n: (0 if b <= min(batch_sizes) else b) for n, b in choice.items()}
     else: choice = _as_choice(sparse, mods)
@@ -398,3 +402,46 @@ def load_export(path, # a file written by `save_export`
     try: model.load_state_dict(sd)
     except RuntimeError as e: raise ValueError(f"{path} does not fit this {arch}: " + ' '.join(str(e).split())[:300]) from None
     return model.to(get_device(device)).eval(), Masks(masks), {k: v for k, v in head.items() if k not in ('layers', 'dense')}
+
+# %% ../nbs/10_export.ipynb #41c2c1fe
+def deploy_report(model:nn.Module, # the network
+                  masks:Masks, # its masks
+                  input_shape:tuple, # one input without the batch, e.g. (1, 28, 28)
+                  batch_sizes=(1, 256), # batch sizes the latencies are measured at
+                  repeats:int=5, # timed rounds
+                 ) -> pd.DataFrame:
+    "`sparsity_report` with measured numbers beside the theoretical ones: bytes stored, size ratio and latency speed-ups."
+    rep = sparsity_report(model, masks, input_shape=input_shape)
+    masks, ws = Masks(masks).check(model), {n: m.weight for n, m in prunable_modules(model).items()}
+    stored = {n: encode_positions(masks[n])[1].nbytes + int(masks[n].sum()) * ws[n].element_size() for n in ws}
+    rep['stored_bytes'] = pd.Series(stored, dtype=float)
+    rep.loc['total', 'stored_bytes'] = len(export_bytes(model, masks))           # the whole file: header and other tensors too
+    dense_bytes = pd.Series({n: w.numel() * w.element_size() for n, w in ws.items()}, dtype=float)
+    dense_bytes['total'] = sum(v.numel() * v.element_size() for v in model.state_dict().values())
+    rep['size_ratio'] = dense_bytes / rep.stored_bytes
+    t = time_layers(model, masks, input_shape, batch_sizes, 'all', repeats).set_index(['layer', 'batch_size'])
+    inf = to_inference(model, masks, input_shape=input_shape, batch_sizes=batch_sizes, repeats=max(3, repeats // 2))
+    lat = compare_latency(dict(dense=masks.apply(copy.deepcopy(model)).eval(), exported=inf), input_shape, batch_sizes, repeats)
+    for b in batch_sizes:
+        rep[f'speedup_bs{b}'] = pd.Series({n: t.loc[(n, b), 'speedup'] for n in ws})   # the layer alone, sparse
+        rep.loc['total', f'speedup_bs{b}'] = lat.loc[b, 'dense_s'] / lat.loc[b, 'exported_s']   # end to end, `to_inference`'s choice
+    rep.attrs['sparse_layers'] = inf.sparse_layers
+    return rep
+
+def plot_deploy(report:pd.DataFrame, # a `deploy_report`
+                axs=None, # two matplotlib axes
+               ):
+    "Per layer and in total: theoretical against measured compression (left), theoretical against measured speed-up (right)."
+    import matplotlib.pyplot as plt
+    if axs is None: _, axs = plt.subplots(1, 2, figsize=(11, 0.35 * len(report) + 1.5), sharey=True)
+    y = np.arange(len(report))[::-1]
+    axs[0].barh(y + 0.2, report.compression, 0.4, label='theoretical (weights kept)')
+    axs[0].barh(y - 0.2, report.size_ratio, 0.4, label='measured (bytes stored)')
+    cols = [c for c in report if c.startswith('speedup_bs')]
+    h = 0.8 / (len(cols) + 1)
+    axs[1].barh(y + 0.4 - h / 2, report.speedup, h, label='theoretical (FLOPs)')
+    for i, c in enumerate(cols): axs[1].barh(y + 0.4 - h * (i + 1.5), report[c], h, label=f"measured, batch {c.removeprefix('speedup_bs')}")
+    axs[1].axvline(1, color='k', lw=0.8)
+    for ax, lab in zip(axs, ('compression (×)', 'speed-up (×)')): ax.set_xscale('log'); ax.set_xlabel(lab); ax.legend(fontsize=8)
+    axs[0].set_yticks(y, report.index)
+    return axs
