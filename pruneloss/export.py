@@ -53,15 +53,15 @@ class SparseLinear(_Sparse):
                 ):
         super().__init__()
         self.in_features, self.out_features = m.in_features, m.out_features
-        self._setup(m, mask, dense_below, None if m.bias is None else m.bias.detach()[:, None].clone())   # bias: a column, added to yᵀ
+        self._setup(m, mask, dense_below, None if m.bias is None else m.bias.detach().clone())
     def forward(self, x):
         x2 = x if x.dim() == 2 else x.reshape(-1, self.in_features)
         if x2.shape[0] < self.dense_below:
-            return F.linear(x, self.dense_weight, None if self.bias is None else self.bias[:, 0])
+            return F.linear(x, self.dense_weight, self.bias)
         xt = x2.t()
         if not xt.is_contiguous(): xt = xt.contiguous()   # a no-op after another SparseLinear: its output is a transposed view
         y = torch.sparse.mm(self.weight, xt)               # (out, N)
-        if self.bias is not None: y.add_(self.bias)
+        if self.bias is not None: y.add_(self.bias[:, None])
         y = y.t()
         return y if x.dim() == 2 else y.reshape(*x.shape[:-1], self.out_features)
     def extra_repr(self): return f"in_features={self.in_features}, out_features={self.out_features}, nnz={self._nnz()}, dense_below={self.dense_below}"
@@ -99,8 +99,9 @@ def _sync(dev:torch.device):
     if dev.type == 'cuda': torch.cuda.synchronize(dev)
 
 def time_interleaved(fns:dict, # name -> a function of no argument
-                     repeats:int=7, # timed rounds; the fastest counts
-                     min_time:float=2e-3, # seconds one timed measurement lasts at least (calls are repeated to reach it)
+                     repeats:int=7, # timed rounds at least; the fastest counts
+                     min_time:float=1e-3, # seconds one timed measurement lasts at least (calls are repeated to reach it)
+                     budget:float=0.3, # more rounds (up to 200) while the rounds so far took less than this many seconds
                      device=None, # the device to synchronise (CUDA) around each measurement
                     ) -> dict[str, float]:
     "Seconds per call of each function in its fastest round, the functions taking turns within every round."
@@ -109,12 +110,13 @@ def time_interleaved(fns:dict, # name -> a function of no argument
     for k, f in fns.items():                             # warm-up, and how many calls make one measurement
         f(); _sync(dev); t0 = time.perf_counter(); f(); _sync(dev); t[k] = time.perf_counter() - t0
     number = max(1, min(1000, math.ceil(min_time / max(min(t.values()), 1e-7))))
-    out = {k: [] for k in fns}
-    for r in range(repeats):
+    out, start, r = {k: [] for k in fns}, time.perf_counter(), 0
+    while r < repeats or (r < 200 and time.perf_counter() - start < budget):
         for k in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
             f = fns[k]; f(); _sync(dev); t0 = time.perf_counter()   # one untimed call first: its own data in the caches
             for _ in range(number): f()
             _sync(dev); out[k].append((time.perf_counter() - t0) / number)
+        r += 1
     return {k: float(min(v)) for k, v in out.items()}
 
 # %% ../nbs/10_export.ipynb #5eaa7c8a
