@@ -421,10 +421,9 @@ def _latency_table(models:dict, shape, a) -> pd.DataFrame:
     "`compare_latency` of `models` (dense first) at --batch-sizes on --threads threads, with each model's speed-up over the first."
     if a.threads: torch.set_num_threads(a.threads)
     lat = compare_latency(models, shape, batch_sizes=a.batch_sizes, repeats=a.repeats)
-    base = lat.columns[0]
-    for c in lat.columns[1:]: lat[c.removesuffix('_s') + '_speedup'] = lat[base] / lat[c]
-    for c in [c for c in lat.columns if c.endswith('_s')]: lat[c.removesuffix('_s') + '_ms'] = lat.pop(c) * 1e3
-    return lat
+    out = lat.rename(columns=lambda c: c.removesuffix('_s') + '_ms') * 1e3
+    for c in lat.columns[1:]: out[c.removesuffix('_s') + '_speedup'] = lat[lat.columns[0]] / lat[c]
+    return out
 
 def cmd_export(a):
     "Write a pruned network (checkpoint + masks) as a compact export file; `--bench` also times it against dense."
