@@ -1,4 +1,4 @@
-"""`pruneloss train | prune | finetune | sweep | report | demo`, and `pruneloss-demo`: the library's jobs from a shell.
+"""`pruneloss train | prune | finetune | sweep | report | export | run-exported | demo`, and `pruneloss-demo`: the library's jobs from a shell.
 
 Docs: https://pruneloss.github.io/pruneloss/cli.html.md"""
 
@@ -11,18 +11,20 @@ from pathlib import Path
 import pandas as pd
 import torch
 import pruneloss
-from .core import Masks, set_seed, get_device, n_prunable, evaluate, safe_load, atomic_save, plain_data, PRECISIONS
+from .core import Masks, set_seed, get_device, n_prunable, prunable_weights, evaluate, safe_load, atomic_save, plain_data, PRECISIONS
 from .data import ExampleSampler, DataMissingError
 from .models import MODELS
 from .pruning import prune, sparsity_report
 from .finetune import finetune, load_checkpoint, save_checkpoint
 from .experiments import (ExperimentConfig, dense_model, dense_key, run_dls, load_configs, run_sweep, ResultStore,
-                                   atomic_file, ray_reachable)
+                                   atomic_file, ray_reachable, DATASETS)
+from .export import save_export, load_export, to_inference, compare_latency, information_floor
 
 
 # %% auto #0
 __all__ = ['MASKS_FORMAT', 'compare_criteria', 'weights_fingerprint', 'save_masks', 'load_masks', 'CLIError', 'cmd_train',
-           'cmd_prune', 'cmd_finetune', 'cmd_sweep', 'cmd_report', 'cmd_demo', 'build_parser', 'main', 'demo']
+           'cmd_prune', 'cmd_finetune', 'cmd_sweep', 'cmd_report', 'cmd_demo', 'build_parser', 'main', 'demo',
+           'cmd_export', 'cmd_run_exported']
 
 # %% ../nbs/09_cli.ipynb #20e05daa
 def compare_criteria(model, # the trained network
@@ -319,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        'rows out), 2 a usage or input error (one line on stderr; PRUNELOSS_DEBUG=1 shows the traceback).')
     p.add_argument('--version', action='version', version=f"pruneloss {pruneloss.__version__} ({Path(pruneloss.__file__).parent})")
     p.set_defaults(status=0)
-    sub = p.add_subparsers(dest='command', required=True, metavar='{train,prune,finetune,sweep,report,demo}')
+    sub = p.add_subparsers(dest='command', required=True, metavar='{train,prune,finetune,sweep,report,export,run-exported,demo}')
 
     s = sub.add_parser('train', parents=[common], help='train a dense network (cached)', description=cmd_train.__doc__)
     s.add_argument('network', choices=list(MODELS))
@@ -369,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser('demo', parents=[common], help="the README's main job", description=cmd_demo.__doc__)
     _demo_args(s)
     s.set_defaults(func=cmd_demo)
+    _export_parsers(sub)
     return p
 
 def _demo_args(s):
@@ -394,6 +397,125 @@ def demo(argv=None) -> int:
     "`pruneloss-demo`: the same as `pruneloss demo`."
     return main(['demo', *(sys.argv[1:] if argv is None else argv)])
 
+
+# %% ../nbs/09_cli.ipynb #181b2c8f
+from types import SimpleNamespace
+
+_INPUT_SHAPES = {'MNIST': (1, 28, 28), 'CIFAR10': (3, 32, 32)}   # one example of each data set, without the batch
+
+def _shape_arg(s:str) -> tuple[int, ...]:
+    "An argparse type: comma-separated positive integers, e.g. 1,28,28."
+    try: out = tuple(int(v) for v in s.split(','))
+    except ValueError: raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
+    if not out or any(v < 1 for v in out): raise argparse.ArgumentTypeError(f"sizes must be >= 1, got {s!r}")
+    return out
+
+def _network_input(arch:str, given) -> tuple[int, ...]:
+    "The input shape of `arch`: `given` (--input-shape), else that of the data set the paper trains it on."
+    if given: return tuple(given)
+    shape = next((_INPUT_SHAPES[d] for d, ns in DATASETS.items() if arch in ns and d in _INPUT_SHAPES), None)
+    if shape is None: raise CLIError(f"No known input shape for a {arch}: pass --input-shape, e.g. 3,32,32.")
+    return shape
+
+def _latency_table(models:dict, shape, a) -> pd.DataFrame:
+    "`compare_latency` of `models` (dense first) at --batch-sizes on --threads threads, with each model's speed-up over the first."
+    if a.threads: torch.set_num_threads(a.threads)
+    lat = compare_latency(models, shape, batch_sizes=a.batch_sizes, repeats=a.repeats)
+    out = lat.rename(columns=lambda c: c.removesuffix('_s') + '_ms') * 1e3
+    for c in lat.columns[1:]: out[c.removesuffix('_s') + '_speedup'] = lat[lat.columns[0]] / lat[c]
+    return out
+
+def cmd_export(a):
+    "Write a pruned network (checkpoint + masks) as a compact export file; `--bench` also times it against dense."
+    out = _writable(a.out)
+    get_device(a.device)                       # an unknown device, or one this machine lacks: refused before any work
+    masks, meta = load_masks(a.masks)
+    p = Path(a.checkpoint)
+    if p.is_dir() or not p.exists(): raise CLIError(f"{p} is {'a folder' if p.is_dir() else 'missing'}: give a checkpoint file (pruneloss train/finetune --out).")
+    model, info = load_checkpoint(p, device='cpu')
+    conf = info.get('config') if isinstance(info.get('config'), dict) else {}
+    key = conf.get('key') or conf.get('dense_key') or {}     # a dense checkpoint, or one fine-tuned from it
+    made = SimpleNamespace(network=info['arch'], seed=key.get('seed'), train_epochs=key.get('train_epochs'))
+    problems = _mismatch(meta, made)
+    if problems and not a.allow_mismatch:
+        raise CLIError(f"The masks in {a.masks} were made for another network: {'; '.join(problems)}. Pass --allow-mismatch to use them anyway.")
+    try: masks.check(model)
+    except ValueError as e: raise CLIError(f"The masks in {a.masks} do not fit the model: {e}") from None
+    shape = _network_input(info['arch'], a.input_shape)
+    dropped = sum(int(((w != 0) & ~masks[n]).sum()) for n, w in prunable_weights(model).items())
+    path = save_export(out, model, masks, arch=info['arch'], arch_kwargs=info.get('arch_kwargs') or {}, input_shape=shape,
+                       checkpoint=str(p), masks_file=str(a.masks), masks_record=meta, dense_key=key, pruneloss=pruneloss.__version__)
+    size, full = path.stat().st_size, sum(v.numel() * v.element_size() for v in model.state_dict().values())
+    floor = information_floor(masks) + sum(v.numel() * v.element_size() for k, v in model.state_dict().items() if k not in masks)
+    print(f"{info['arch']} at sparsity {masks.sparsity:.5f}: wrote {path} ({size:,} bytes; dense float32 weights {full:,} bytes, "
+          f"{full / size:.1f}× smaller; {size / floor:.3f}× the information floor)")
+    if dropped: print(f"note: {dropped:,} non-zero weights of the checkpoint lie outside the masks and were left out (the export is the masked network)")
+    if a.bench:
+        dense, _, _ = load_export(path, device=a.device)
+        _bench_exported(dense, masks, shape, a)
+    return path
+
+def _bench_exported(dense, masks, shape, a) -> pd.DataFrame:
+    "Choose the sparse layers for --batch-sizes, check the outputs against dense, print the latencies; exit status 1 if they differ."
+    if a.threads: torch.set_num_threads(a.threads)
+    inf = to_inference(dense, masks, sparse=a.sparse, input_shape=shape, batch_sizes=a.batch_sizes, repeats=max(3, a.repeats // 2))
+    x = torch.randn(min(a.batch_sizes[-1], 64), *shape, device=next(dense.parameters()).device)
+    with torch.inference_mode(): ref, got = dense(x), inf(x)
+    err = float((ref - got).abs().max() / ref.abs().max().clamp_min(1e-30))
+    sl = inf.sparse_layers
+    print(f"sparse layers ({len(sl)} of {len(masks)}; name: smallest batch run sparse): "
+          + (', '.join(f'{n.removesuffix(".weight")}: {max(b, 1)}' for n, b in sl.items()) or 'none'))
+    lat = _latency_table(dict(dense=dense, exported=inf), shape, a)
+    with pd.option_context('display.width', 160): print(lat.to_string(float_format='{:.3f}'.format))
+    print(f"largest output difference, relative to the largest output: {err:.2e}")
+    if not err < 1e-4:
+        print(f"pruneloss {a.command}: the exported network's outputs differ from the dense network's ({err:.2e}): a bug, please report it", file=sys.stderr)
+        a.status = 1
+    return lat
+
+def cmd_run_exported(a):
+    "Load an export file, run its sparse form against its dense form (outputs checked, latency per batch size), or on --input."
+    out = _writable(a.out) if a.out else None
+    get_device(a.device)
+    dense, masks, info = load_export(a.file, device=a.device)
+    shape = _network_input(info['arch'], a.input_shape or info.get('input_shape'))
+    print(f"{a.file}: a {info['arch']} at sparsity {masks.sparsity:.5f}, input {tuple(shape)}, {Path(a.file).stat().st_size:,} bytes")
+    if a.input is None: return _bench_exported(dense, masks, shape, a)
+    x = safe_load(a.input, 'input file')
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or tuple(x.shape[1:]) != tuple(shape):
+        raise CLIError(f"{a.input} must hold one float tensor of shape (N, {', '.join(map(str, shape))}); found "
+                       f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}.")
+    inf = to_inference(dense, masks, sparse='all' if a.sparse == 'auto' else a.sparse)
+    with torch.inference_mode(): y = inf(x.to(next(dense.parameters()).device, torch.float32)).cpu()
+    print(f"outputs {tuple(y.shape)}; predicted classes of the first {min(len(y), 10)}: {y[:10].argmax(1).tolist()}")
+    if out: print(f"outputs saved to {atomic_save(y, out)}")
+    return y
+
+def _sparse_arg(s:str):
+    return s if s in ('auto', 'all', 'none') else [n if n.endswith('weight') else n + '.weight' for n in s.split(',')]
+
+def _export_parsers(sub):
+    "The `export` and `run-exported` subcommands."
+    bench = argparse.ArgumentParser(add_help=False)
+    bench.add_argument('--device', help="'cpu', 'cuda', ... (default: the best available)")
+    bench.add_argument('--batch-sizes', type=_stages, default=(1, 16, 256), help='comma-separated batch sizes to time (default: 1,16,256)')
+    bench.add_argument('--repeats', type=_at_least(1), default=7, help='timed rounds per batch size (dense and exported take turns)')
+    bench.add_argument('--threads', type=_at_least(1), help='CPU threads for the timings (default: torch\'s; 1 for a comparable number)')
+    bench.add_argument('--sparse', type=_sparse_arg, default='auto',
+                       help="sparse layers: 'auto' (timed at --batch-sizes), 'all', 'none', or comma-separated layer names")
+    bench.add_argument('--input-shape', type=_shape_arg, help='one input without the batch, e.g. 3,32,32 (default: from the network)')
+    s = sub.add_parser('export', parents=[bench], help='write a pruned network as a compact file', description=cmd_export.__doc__)
+    s.add_argument('checkpoint', help="a checkpoint file ('pruneloss train --out' or 'pruneloss finetune --out')")
+    s.add_argument('masks', help="a masks file written by 'pruneloss prune --out'")
+    s.add_argument('--out', required=True, help='the export file to write')
+    s.add_argument('--allow-mismatch', action='store_true', help='use masks made for another network (other seed or epochs)')
+    s.add_argument('--bench', action='store_true', help='also time the exported network against dense')
+    s.set_defaults(func=cmd_export)
+    s = sub.add_parser('run-exported', parents=[bench], help='run or time an export file', description=cmd_run_exported.__doc__)
+    s.add_argument('file', help="a file written by 'pruneloss export'")
+    s.add_argument('--input', help='run on this tensor (torch.save of a float tensor (N, *input shape)) instead of timing')
+    s.add_argument('--out', help='with --input: save the outputs (a tensor) to this file')
+    s.set_defaults(func=cmd_run_exported)
 
 # %% ../nbs/09_cli.ipynb #1e2d2c40
 if __name__ == '__main__': sys.exit(main())

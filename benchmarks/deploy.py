@@ -1,0 +1,109 @@
+"""Dense against exported, in the same run: file size and inference latency of the paper's pruned networks.
+
+The MLP is trained briefly on MNIST (`--mlp-epochs`, plain SGD) and pruned to κ = 0.98847 with QM in 14 stages
+(1000 fresh training examples per stage), as the paper prunes it; VGG11 and PreActResNet18 are pruned to
+κ = 0.956 by global magnitude (MP) from their random initialisation (training them takes hours on a CPU), so their
+masks are real outputs of the pruner but not those of trained networks. For each network: the masked dense
+network (`Masks.apply`) against `to_inference` with its layers chosen by timing at the same batch sizes, both
+under `torch.inference_mode`, interleaved within every round; outputs checked equal; the dense checkpoint file
+(`save_checkpoint`) against the export file (`save_export`).
+
+Run: PRUNELOSS_DATA=/work/shared/data python benchmarks/deploy.py [--models MLP,VGG11,PreActResNet18]
+     [--threads 1] [--repeats 7] [--mlp-batch-sizes 1,16,256] [--cifar-batch-sizes 1,16,64] [--device cpu]
+Prints per network the latency at each batch size (median of the rounds) with the speed-up, the file sizes with
+their ratio, and the issue's targets (MLP ≥ 5× faster at batch 256 and not slower at 1; no network slower
+than dense at any batch size; files ≥ 35× (MLP) and ≥ 10× (CIFAR) smaller) as met or not. Timings keep each
+network's fastest round (`time_interleaved`); on a shared machine ratios near 1 are equal within ~5%.
+"""
+import argparse, copy, tempfile, time
+from pathlib import Path
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from pruneloss.core import set_seed, get_device
+from pruneloss.data import mnist_dls, ExampleSampler
+from pruneloss.experiments import PAPER_SPARSITY
+from pruneloss.export import save_export, load_export, to_inference, compare_latency
+from pruneloss.finetune import save_checkpoint
+from pruneloss.models import get_model
+from pruneloss.pruning import prune
+
+SHAPES = {'MLP': (1, 28, 28), 'VGG11': (3, 32, 32), 'PreActResNet18': (3, 32, 32)}
+
+def pruned_mlp(epochs, device, seed=1111):
+    "The MLP trained `epochs` epochs on MNIST and pruned with QM in 14 stages to the paper's sparsity."
+    set_seed(seed)
+    dls = mnist_dls(bs=100, device=device, download=False)
+    net = get_model('MLP').to(device)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    for _ in range(epochs):
+        net.train()
+        for xb, yb in dls.train: opt.zero_grad(); F.cross_entropy(net(xb), yb).backward(); opt.step()
+    sampler = ExampleSampler.from_dls(dls, n=1000, bs=1000, seed=seed)
+    masks, _ = prune(net.eval(), 'QM', PAPER_SPARSITY['MLP'], n_stages=14, data=sampler, progress=False)
+    return net, masks, f'QM, 14 stages, after {epochs} epoch(s) of training'
+
+def pruned_cifar(name, device, seed=1111):
+    "`name` from its random initialisation, pruned by global magnitude to the paper's sparsity."
+    set_seed(seed)
+    net = get_model(name).to(device).eval()
+    masks, _ = prune(net, 'MP', PAPER_SPARSITY[name], progress=False)
+    return net, masks, 'MP, random initialisation'
+
+def bench(name, net, masks, how, batch_sizes, repeats, device, folder):
+    "Sizes, latencies and output check of one network; returns its summary row."
+    shape = SHAPES[name]
+    ckpt = save_checkpoint(folder/f'{name}.pth', masks.apply(copy.deepcopy(net)), arch=name)
+    exp = save_export(folder/f'{name}.plx', net, masks, arch=name, input_shape=shape)
+    dense, m2, _ = load_export(exp, device=device)                 # what a user loads back
+    t0 = time.perf_counter()
+    inf = to_inference(dense, m2, input_shape=shape, batch_sizes=batch_sizes, repeats=max(3, repeats // 2))
+    t_choose = time.perf_counter() - t0
+    x = torch.randn(4, *shape, device=device)
+    with torch.inference_mode(): ref, got = dense(x), inf(x)
+    err = float((ref - got).abs().max() / ref.abs().max())
+    lat = compare_latency(dict(dense=dense, exported=inf), shape, batch_sizes=batch_sizes, repeats=repeats)
+    lat['speedup'] = lat.dense_s / lat.exported_s
+    sizes = ckpt.stat().st_size, exp.stat().st_size
+    print(f"\n{name} at sparsity {masks.sparsity:.5f} ({how}); sparse layers {len(inf.sparse_layers)} of {len(masks)} "
+          f"(name: smallest batch run sparse; chosen in {t_choose:.0f} s): "
+          + (', '.join(f"{n.removesuffix('.weight')}: {max(b, 1)}" for n, b in inf.sparse_layers.items()) or 'none'))
+    print(f"  file: dense checkpoint {sizes[0]:,} bytes, export {sizes[1]:,} bytes: {sizes[0] / sizes[1]:.1f}× smaller")
+    print(f"  outputs: largest difference {err:.1e} of the largest output")
+    print((lat.assign(dense_ms=lat.dense_s * 1e3, exported_ms=lat.exported_s * 1e3)[['dense_ms', 'exported_ms', 'speedup']]
+           .to_string(float_format='{:.3f}'.format)))
+    return dict(network=name, sparsity=masks.sparsity, size_ratio=sizes[0] / sizes[1], max_rel_err=err,
+                **{f'speedup_bs{b}': lat.loc[b, 'speedup'] for b in batch_sizes})
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--models', default='MLP,VGG11,PreActResNet18')
+    p.add_argument('--threads', type=int, default=1)
+    p.add_argument('--repeats', type=int, default=7)
+    p.add_argument('--mlp-epochs', type=int, default=1)
+    p.add_argument('--mlp-batch-sizes', default='1,16,256')
+    p.add_argument('--cifar-batch-sizes', default='1,16,64')
+    p.add_argument('--device', default='cpu')
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    dev = get_device(a.device)
+    print(f"torch {torch.__version__}, {a.threads} thread(s), device {dev}; dense and exported interleaved in every round")
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        for name in a.models.split(','):
+            bs = tuple(int(b) for b in (a.mlp_batch_sizes if name == 'MLP' else a.cifar_batch_sizes).split(','))
+            net, masks, how = pruned_mlp(a.mlp_epochs, dev) if name == 'MLP' else pruned_cifar(name, dev)
+            rows.append(bench(name, net, masks, how, bs, a.repeats, dev, Path(d)))
+    df = pd.DataFrame(rows).set_index('network')
+    print('\nSummary (speed-up = dense latency / exported latency, same run):')
+    print(df.to_string(float_format='{:.3f}'.format))
+    print('\nTargets:')
+    for n, r in df.iterrows():
+        sp = r.filter(like='speedup_bs').dropna()
+        want = 35 if n == 'MLP' else 10
+        print(f"  {n}: file {r.size_ratio:.1f}× smaller (target ≥ {want}×: {'met' if r.size_ratio >= want else 'NOT met'}); "
+              f"slowest ratio {sp.min():.2f}× (target: not slower; {'met' if sp.min() >= 1 else 'met within the 5% noise' if sp.min() >= 0.95 else 'NOT met'})"
+              + (f"; batch 256 {r.get('speedup_bs256', float('nan')):.2f}× (target ≥ 5×: "
+                 f"{'met' if r.get('speedup_bs256', 0) >= 5 else 'NOT met'})" if n == 'MLP' else ''))
+
+if __name__ == '__main__': main()
