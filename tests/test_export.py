@@ -29,6 +29,7 @@ def pruned_mlp(tmp_path, seed=1111, sparsity=PAPER_SPARSITY['MLP'], name='mlp'):
     save_masks(tmp_path/f'{name}_masks.pt', masks, network='MLP', seed=seed, train_epochs=0, criterion='MP')
     return net, masks, ckpt, tmp_path/f'{name}_masks.pt'
 
+@pytest.mark.slow
 @needs_scripts
 def test_export_and_run_from_the_shell(tmp_path):
     net, masks, ckpt, mfile = pruned_mlp(tmp_path)
@@ -93,6 +94,7 @@ def test_refusals(tmp_path, monkeypatch, capsys):
         with pytest.raises(SystemExit) as e: main(bad)
         assert e.value.code == 2
 
+@pytest.mark.slow
 def test_size_near_the_information_floor(tmp_path):
     "Real pruning runs at the paper's sparsities: the file is within 25% of the floor, and 35× (MLP) / 10× (CIFAR) smaller than dense."
     for cls, want in ((MLP, 35), (VGG11, 10), (PreActResNet18, 10)):
@@ -106,6 +108,7 @@ def test_size_near_the_information_floor(tmp_path):
         back, m2, _ = load_export(tmp_path/'n.plx', device='cpu')
         assert all(torch.equal(m2[n], masks[n]) for n in masks)
 
+@pytest.mark.slow
 def test_exported_resnet_matches_dense(tmp_path):
     "PreActResNet18 (BatchNorm, residual blocks) loaded from a file and made fully sparse gives the masked dense network's outputs."
     torch.manual_seed(0); net = PreActResNet18()
