@@ -17,7 +17,7 @@ __all__ = ['CRITERIA', 'Criterion', 'MP', 'OBD', 'LM', 'QM', 'get_criterion']
 
 # %% ../nbs/04_criteria.ipynb #e8c49a47
 class Criterion:
-    "A saliency s_k = |−g_k θ_k + ½ d_k θ_k²| + ½ λ θ_k² with the criterion's own choice of g and d (SPEC §4)."
+    "A saliency s_k = |−g_k θ_k + ½ d_k θ_k²| + ½ λ θ_k² with the criterion's own choice of g and d (method §4)."
     needs_grad = False # does it use the gradient g?
     needs_ggn = False  # does it use the diagonal GGN G?
     def __init__(self, lam:float=0., # step-size regulariser λ ≥ 0

@@ -295,7 +295,7 @@ def grad_and_diag_ggn(model:nn.Module, # the network; its prunable weights are t
                       mem_budget:float=2*GIB, # bytes for the activations and temporaries of one chunk of examples
                       generator:torch.Generator|None=None, # random source of 'mc' (the global one if None)
                      ) -> tuple[dict|None, dict|None]:
-    "Mean cross-entropy gradient and diagonal GGN (SPEC §3), by parameter name, over every example of `batches`."
+    "Mean cross-entropy gradient and diagonal GGN (method §3), by parameter name, over every example of `batches`."
     if estimator not in ESTIMATORS: raise ValueError(f"Unknown estimator {estimator!r}; choose one of {ESTIMATORS}.")
     if estimator == 'mc' and int(mc_samples) < 1: raise ValueError(f"mc_samples must be at least 1, not {mc_samples}.")
     mods, weights = prunable_modules(model), prunable_weights(model)

@@ -59,7 +59,7 @@ _LATER = dict(precision='auto', lr_step=None, n_measure=None)   # fields added a
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    "Everything that defines one pruning run (SPEC §6); validated on creation."
+    "Everything that defines one pruning run (method §6); validated on creation."
     network:str # 'MLP', 'VGG11' or 'PreActResNet18' (required: nothing says which network a run is for otherwise)
     data:str|None=None # 'MNIST' or 'CIFAR10' (None: the network's data set)
     seed:int=1111 # seed of the dense network (and of MNIST's split), of the stage examples and of fine-tuning
@@ -259,7 +259,7 @@ class Grid:
 
     @classmethod
     def paper(cls, network:str='MLP', # the network, with the paper's sparsity and budgets
-              seeds=PAPER_SEEDS, # the seeds (SPEC §6: 1111–1115)
+              seeds=PAPER_SEEDS, # the seeds (method §6: 1111–1115)
               **base # further fields for every run (e.g. budgets)
              ) -> Grid:
         "The paper's sweep for `network`: MP once, and LM/QM/OBD × π ∈ {1, 14, 140} × 9 values of λ, per seed."

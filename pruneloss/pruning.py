@@ -41,7 +41,7 @@ def stage_sparsities(sparsity:float, # final sparsity κ in [0, 1)
                      n_stages:int=1, # number of stages π, 1 ≤ π ≤ `MAX_STAGES`
                      schedule:str='geometric', # 'geometric' or 'linear'
                     ) -> list[float]:
-    "The cumulative sparsities κ_1 … κ_π of the stages (SPEC §5)."
+    "The cumulative sparsities κ_1 … κ_π of the stages (method §5)."
     sparsity, n_stages = _check_schedule(sparsity, n_stages, schedule)
     if schedule == 'geometric': ks = [1 - (1 - sparsity) ** (i / n_stages) for i in range(1, n_stages + 1)]
     else: ks = [sparsity * i / n_stages for i in range(1, n_stages + 1)]
@@ -163,7 +163,7 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
           criterion:str|Criterion, # 'MP', 'OBD', 'LM', 'QM' or a `Criterion`
           sparsity:float, # final sparsity κ in [0, 1) over the prunable weights
           n_stages:int=1, # number of stages π, at most the number of weights left to prune
-          schedule:str='geometric', # 'geometric' or 'linear' (SPEC §5)
+          schedule:str='geometric', # 'geometric' or 'linear' (method §5)
           data=None, # stage examples: callable, (x, y) tuple or iterable of batches (see `stage_examples`); optional for MP
           n_examples:int|None=1000, # examples per stage
           estimator:str='exact', # curvature estimator passed to `grad_and_diag_ggn`

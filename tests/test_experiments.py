@@ -16,7 +16,7 @@ def test_paper_configs(name, network):
     assert [c.run_id for c in cs] == [c.run_id for c in Grid.paper(network)]       # the defaults are the paper's
     assert len(cs) == 410 and {c.network for c in cs} == {network}
     assert {c.sparsity for c in cs} == {PAPER_SPARSITY[network]}
-    ep = {'MLP': 800, 'VGG11': 300, 'PreActResNet18': 200}[network]                     # SPEC §6
+    ep = {'MLP': 800, 'VGG11': 300, 'PreActResNet18': 200}[network]                     # method §6
     assert {(c.train_epochs, c.finetune_epochs, c.n_train, c.n_eval) for c in cs} == {(ep, ep, None, None)}
     assert {c.example_bs for c in cs} == {1000 if network == 'MLP' else 100}
 
