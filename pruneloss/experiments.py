@@ -427,6 +427,10 @@ def dense_model(cfg:ExperimentConfig, # the run (its network, data, seed and tra
 # %% ../nbs/07_experiments.ipynb #aaf41b50
 def _now() -> str: return datetime.now(timezone.utc).isoformat(timespec='milliseconds')
 
+def _uses_data(criterion:str) -> bool:
+    "Whether a criterion needs examples (its gradient or curvature), asked of the criterion itself."
+    c = CRITERIA[criterion]; return c.needs_grad or c.needs_ggn
+
 def run_experiment(config:ExperimentConfig|dict, # the run
                    cache=None, # dense checkpoint folder (see `checkpoint_dir`)
                    data_path=None, # data folder (see `data_dir`); default `$PRUNELOSS_DATA`
@@ -452,7 +456,7 @@ def run_experiment(config:ExperimentConfig|dict, # the run
     t0 = time.perf_counter()
     kw = dict(quantities_fn=quantities_fn) if quantities_fn is not None else {}
     masks, log = prune(model, cfg.criterion, cfg.sparsity, n_stages=cfg.n_stages, schedule=cfg.schedule,
-                       data=sampler if cfg.criterion != 'MP' else None, n_examples=None, estimator=cfg.estimator,
+                       data=sampler if _uses_data(cfg.criterion) else None, n_examples=None, estimator=cfg.estimator,
                        mc_samples=cfg.mc_samples, lam=cfg.lam, inplace=True, progress=progress, seed=cfg.seed, **kw)
     rec['t_prune'] = time.perf_counter() - t0
     rec.update(sparsity_reached=masks.sparsity, n_pruned=masks.n_pruned, n_prunable=masks.n_total,

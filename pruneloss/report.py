@@ -12,6 +12,11 @@ import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+from .criteria import CRITERIA
+
+def _staged(crit:str) -> bool:
+    "Whether a criterion's stages matter: it uses examples at the current weights (MP's mask is the same in one stage or many)."
+    c = CRITERIA.get(crit); return c is None or c.needs_grad or c.needs_ggn
 
 # %% auto #0
 __all__ = ['CRITERION_COLORS', 'RESULTS_URL', 'select', 'lam_positions', 'plot_vs_lambda', 'plot_loss_vs_lambda',
@@ -165,7 +170,7 @@ def plot_loss_vs_accuracy(df:pd.DataFrame, # results (`ResultStore.to_df()`)
         for s, m in markers.items():
             sel = (d.criterion == crit) & (d.n_stages == s)
             if sel.any(): ax.scatter(d[loss][sel], acc[sel], s=14, marker=m, color=CRITERION_COLORS.get(crit, f'C{i + 4}'), alpha=0.7,
-                                     label=f'{crit}' + (f', π = {s}' if crit != 'MP' else ''))
+                                     label=f'{crit}' + (f', π = {s}' if _staged(crit) else ''))
     if logx: ax.set_xscale('log'); _plain_log(ax.xaxis)
     ax.set_xlabel(loss.replace('_', ' ')); ax.set_ylabel(error.replace('_', ' ').replace('error', 'accuracy') + ' (%)')
     ax.set_title(f"{d.network.iloc[0]}: Kendall τ = {tau:.2f} over {len(d)} runs")
@@ -224,7 +229,7 @@ def finetune_picks(df:pd.DataFrame, # a grid's results (`ResultStore.to_df()`)
     picks = best_settings(df, metric, network, by=('criterion', 'n_stages'), over=('lam',)).reset_index()[['criterion', 'n_stages', 'lam']]
     if without_locality:
         d = select(df, network)
-        one = d[(d.n_stages == 1) & (d.lam == 0) & (d.criterion != 'MP')][['criterion', 'n_stages', 'lam']].drop_duplicates()
+        one = d[(d.n_stages == 1) & (d.lam == 0) & d.criterion.map(_staged)][['criterion', 'n_stages', 'lam']].drop_duplicates()
         picks = pd.concat([picks, one])
     return picks.drop_duplicates(ignore_index=True)
 
