@@ -11,11 +11,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 import pruneloss
-from .core import Masks, set_seed, get_device, n_prunable, prunable_weights, evaluate, safe_load, atomic_save, plain_data, PRECISIONS
-from .data import ExampleSampler, DataMissingError
+from .core import Masks, get_device, n_prunable, prunable_weights, evaluate, safe_load, atomic_save, plain_data, PRECISIONS
+from .data import ExampleSampler
 from .models import MODELS
 from .pruning import prune, sparsity_report
 from .finetune import finetune, load_checkpoint, save_checkpoint
+from fastai.torch_core import set_seed
 from .experiments import (ExperimentConfig, dense_model, dense_key, run_dls, load_configs, run_sweep, ResultStore,
                                    atomic_file, ray_reachable, DATASETS)
 from .export import save_export, load_export, to_inference, compare_latency, information_floor

@@ -6,7 +6,7 @@ Docs: https://pruneloss.github.io/pruneloss/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #fd76d588
 from __future__ import annotations
-import contextlib, numbers, operator, os, random, re, sys, tempfile, time, warnings
+import contextlib, numbers, operator, os, re, sys, tempfile, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -17,9 +17,9 @@ from torch.nn.utils import parametrize
 warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning)
 
 # %% auto #0
-__all__ = ['PRUNABLE_TYPES', 'PRECISIONS', 'prunable_modules', 'prunable_weights', 'n_prunable', 'set_seed', 'get_device',
-           'cpu_has_bf16', 'autocast_dtype', 'precision_name', 'plain_data', 'atomic_save', 'safe_load', 'Masks',
-           'global_topk_mask', 'evaluate', 'interactive', 'Progress', 'progress']
+__all__ = ['PRUNABLE_TYPES', 'PRECISIONS', 'prunable_modules', 'prunable_weights', 'n_prunable', 'get_device', 'cpu_has_bf16',
+           'autocast_dtype', 'precision_name', 'plain_data', 'atomic_save', 'safe_load', 'Masks', 'global_topk_mask',
+           'evaluate', 'interactive', 'Progress', 'progress']
 
 # %% ../nbs/00_core.ipynb #b3f47636
 PRUNABLE_TYPES = (nn.Linear, nn.Conv2d)
@@ -64,12 +64,6 @@ def n_prunable(model:nn.Module) -> int:
     return sum(p.numel() for p in prunable_weights(model).values())
 
 # %% ../nbs/00_core.ipynb #a6635f9d
-def set_seed(seed:int, # the seed for Python, NumPy and torch (CPU and CUDA)
-            ):
-    "Seed every random number generator a run touches."
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
-    if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
-
 def get_device(device=None, # a device, a string such as "cpu" or "cuda:0", or None for the best available
               ) -> torch.device:
     "The device to run on: `device` if given (checked to exist here), else CUDA when available, else Apple MPS, else CPU."

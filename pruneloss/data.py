@@ -6,7 +6,7 @@ Docs: https://pruneloss.github.io/pruneloss/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #2874b98f
 from __future__ import annotations
-import os, hashlib, tarfile, io
+import os, hashlib, tarfile
 from pathlib import Path
 import torch
 from torch import Tensor

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from .core import prunable_modules, Masks, get_device, plain_data, atomic_save, safe_load
+from .core import prunable_modules, Masks, get_device, plain_data
 from .models import MODELS, get_model
 from .pruning import sparsity_report
 from .experiments import atomic_file

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 from .core import (   # first: it silences fastai's import-time FutureWarning
-    get_device, prunable_weights, evaluate, autocast_dtype, precision_name, cpu_has_bf16,
-    PRECISIONS, safe_load, atomic_save, plain_data, interactive)
+    get_device, prunable_weights, evaluate, autocast_dtype, precision_name,
+    safe_load, atomic_save, plain_data, interactive)
 from fastcore.foundation import L
 from fastai.learner import Learner, Recorder
 from fastai.callback.core import event, CancelEpochException

@@ -129,23 +129,15 @@ def plot_accuracy_vs_lambda(df:pd.DataFrame, # results (`ResultStore.to_df()`)
                           ylabel=f'{split} accuracy after fine-tuning (%)', **kwargs)
 
 # %% ../nbs/08_report.ipynb #6c631d16
-def _kendall_tau_b(x, y) -> float:
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    dx = np.sign(x[:, None] - x[None, :]); dy = np.sign(y[:, None] - y[None, :])
-    iu = np.triu_indices(len(x), 1)
-    s, tx, ty = (dx * dy)[iu].sum(), (dx[iu] != 0).sum(), (dy[iu] != 0).sum()
-    return float(s / math.sqrt(tx * ty)) if tx and ty else float('nan')
-
 def kendall_tau(x, # first variable (one value per run)
                 y, # second variable
                ) -> float:
-    "Kendall's τ-b between `x` and `y` (scipy's when installed), NaN pairs dropped."
+    "Kendall's τ-b between `x` and `y` (scipy's), NaN pairs dropped."
     x, y = np.asarray(x, float), np.asarray(y, float)
     if len(x) != len(y): raise ValueError(f"x and y differ in length: {len(x)} and {len(y)}.")
     ok = ~(np.isnan(x) | np.isnan(y)); x, y = x[ok], y[ok]
     if len(x) < 2: return float('nan')
-    try: from scipy.stats import kendalltau
-    except ImportError: return _kendall_tau_b(x, y)
+    from scipy.stats import kendalltau   # scipy comes with fastai
     return float(kendalltau(x, y).statistic)
 
 # %% ../nbs/08_report.ipynb #4feacd4b
