@@ -7,6 +7,7 @@ Docs: https://pruneloss.github.io/pruneloss/core.html.md"""
 # %% ../nbs/00_core.ipynb #fd76d588
 from __future__ import annotations
 import contextlib, numbers, operator, os, re, sys, tempfile, time, warnings
+from importlib import import_module
 from pathlib import Path
 import numpy as np
 import torch
@@ -17,19 +18,28 @@ from torch.nn.utils import parametrize
 warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=FutureWarning)
 
 # %% auto #0
-__all__ = ['PRUNABLE_TYPES', 'PRECISIONS', 'prunable_modules', 'prunable_weights', 'n_prunable', 'get_device', 'cpu_has_bf16',
-           'autocast_dtype', 'precision_name', 'plain_data', 'atomic_save', 'safe_load', 'Masks', 'global_topk_mask',
-           'evaluate', 'interactive', 'Progress', 'progress']
+__all__ = ['DIAG_GGN_RULES', 'PRECISIONS', 'prunable_types', 'prunable_modules', 'prunable_weights', 'n_prunable', 'get_device',
+           'cpu_has_bf16', 'autocast_dtype', 'precision_name', 'plain_data', 'atomic_save', 'safe_load', 'Masks',
+           'global_topk_mask', 'evaluate', 'interactive', 'Progress', 'progress']
 
 # %% ../nbs/00_core.ipynb #b3f47636
-PRUNABLE_TYPES = (nn.Linear, nn.Conv2d)
+DIAG_GGN_RULES = {}  # layer type -> its diagonal-GGN rule; `pruneloss.curvature` registers the built-in ones
+
+def prunable_types() -> tuple:
+    "The layer types whose `weight` is prunable: those with a diagonal-GGN rule in `DIAG_GGN_RULES`."
+    # the rules need the curvature kernel, so they live in pruneloss.curvature, which fills this dict when imported;
+    # reading the dict through it makes sure it was (a module below core, imported only here and only on first use)
+    return tuple(import_module('pruneloss.curvature').DIAG_GGN_RULES)
+
+def _types_text() -> str: return ', '.join(f'nn.{t.__name__}' if t.__module__.startswith('torch.nn') else t.__name__ for t in prunable_types())
 
 def prunable_modules(model:nn.Module, # the network
                     ) -> dict[str, nn.Module]:
-    "The `nn.Linear` and `nn.Conv2d` modules of `model`, keyed by the name of their `weight` parameter."
+    "The modules of `model` of a type in `prunable_types()` (nn.Linear, nn.Conv1d/2d/3d...), keyed by the name of their `weight` parameter."
     if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+    types = prunable_types()
     return {(f'{n}.weight' if n else 'weight'): m for n, m in model.named_modules()
-            if isinstance(m, PRUNABLE_TYPES) and getattr(m, 'weight', None) is not None}
+            if isinstance(m, types) and getattr(m, 'weight', None) is not None}
 
 def _not_a_parameter(model:nn.Module, name:str, m:nn.Module) -> str:
     "Why the weight of the prunable layer `name` is not a prunable parameter of `model`, and what to do."
@@ -42,7 +52,7 @@ def _not_a_parameter(model:nn.Module, name:str, m:nn.Module) -> str:
         return f"{what} has a parametrized weight: remove it with `torch.nn.utils.parametrize.remove_parametrizations` first."
     if isinstance(m.weight, nn.Parameter):
         other = next((n for n, p in model.named_parameters() if p is m.weight), '?')
-        return f"{what} shares its weight with '{other}', which is not the weight of a Linear or Conv2d: such a tied weight cannot be pruned."
+        return f"{what} shares its weight with '{other}', which is not the weight of a prunable layer ({_types_text()}): such a tied weight cannot be pruned."
     return f"{what}: its weight is a plain {type(m.weight).__name__}, not a parameter of the model, so it cannot be pruned."
 
 def _weights_of(model:nn.Module, mods:dict) -> dict[str, nn.Parameter]:
@@ -56,7 +66,7 @@ def _weights_of(model:nn.Module, mods:dict) -> dict[str, nn.Parameter]:
 
 def prunable_weights(model:nn.Module, # the network
                     ) -> dict[str, nn.Parameter]:
-    "The prunable weights of `model` (Linear and Conv2d `weight`s) by parameter name, in `named_parameters` order."
+    "The prunable weights of `model` (the `weight`s of `prunable_modules`) by parameter name, in `named_parameters` order."
     return _weights_of(model, prunable_modules(model))
 
 def n_prunable(model:nn.Module) -> int:
@@ -210,7 +220,7 @@ class Masks(dict):
              ) -> Masks:
         "Raise a `ValueError` naming the first parameter whose mask is missing, extra or of the wrong shape or dtype."
         ws = prunable_weights(model)
-        if not ws: raise ValueError("The model has no prunable weights (no nn.Linear or nn.Conv2d with a weight).")
+        if not ws: raise ValueError(f"The model has no prunable weights (no {_types_text()} with a weight).")
         return self.check_shapes(ws)
 
     def to(self, device) -> Masks:
@@ -230,7 +240,7 @@ class Masks(dict):
         "Attach the masks as `torch.nn.utils.prune` `weight_mask` buffers (`custom_from_mask`) and return `model`."
         from torch.nn.utils import prune as tprune
         mods = prunable_modules(model)
-        if not mods: raise ValueError("The model has no prunable weights (no nn.Linear or nn.Conv2d with a weight).")
+        if not mods: raise ValueError(f"The model has no prunable weights (no {_types_text()} with a weight).")
         done = {n: m for n, m in mods.items() if hasattr(m, 'weight_orig') and hasattr(m, 'weight_mask')}  # already under torch's pruning
         ws = _weights_of(model, {n: m for n, m in mods.items() if n not in done})
         for n in mods:
@@ -250,12 +260,12 @@ class Masks(dict):
         "Read the `weight_mask` buffers of `model`; a prunable layer without one is kept whole."
         from torch.nn.utils import prune as tprune
         mods = prunable_modules(model)
-        if not mods: raise ValueError("The model has no prunable weights (no nn.Linear or nn.Conv2d with a weight).")
+        if not mods: raise ValueError(f"The model has no prunable weights (no {_types_text()} with a weight).")
         for name, m in model.named_modules():
             for h in m._forward_pre_hooks.values():
-                if isinstance(h, tprune.BasePruningMethod) and not (isinstance(m, PRUNABLE_TYPES) and h._tensor_name == 'weight'):
+                if isinstance(h, tprune.BasePruningMethod) and not (isinstance(m, prunable_types()) and h._tensor_name == 'weight'):
                     raise ValueError(f"'{name + '.' if name else ''}{h._tensor_name}' ({type(m).__name__}) is pruned with torch.nn.utils.prune, "
-                                     "but Masks hold only the weights of nn.Linear and nn.Conv2d, so its mask would be lost: "
+                                     f"but Masks hold only the weights of the prunable layers ({_types_text()}), so its mask would be lost: "
                                      "make it permanent with `torch.nn.utils.prune.remove` first.")
         pruned = {n: m for n, m in mods.items() if hasattr(m, 'weight_mask')}
         if not pruned: raise ValueError("No `weight_mask` buffer found: prune the model with torch.nn.utils.prune first.")

@@ -6,7 +6,7 @@ Docs: https://pruneloss.github.io/pruneloss/curvature.html.md"""
 
 # %% ../nbs/03_curvature.ipynb #9fe4b808
 from __future__ import annotations
-import math, time
+import copy, math, time
 from contextlib import contextmanager
 from functools import partial
 import torch
@@ -14,11 +14,11 @@ from torch import nn, Tensor
 import torch.nn.functional as F
 from torch.autograd.graph import get_gradient_edge
 from torch.nn.utils import get_total_norm
-from .core import prunable_modules, prunable_weights
+from .core import prunable_modules, prunable_weights, DIAG_GGN_RULES
 
 # %% auto #0
-__all__ = ['GIB', 'ESTIMATORS', 'TILE', 'DIAG_GGN_RULES', 'time_split', 'sq_grad_form', 'sum_sq_grads', 'DiagGGNRule',
-           'DiagGGNLinear', 'DiagGGNConv2d', 'rule_for', 'residual', 'backward_vectors', 'grad_and_diag_ggn',
+__all__ = ['GIB', 'ESTIMATORS', 'TILE', 'time_split', 'sq_grad_form', 'sum_sq_grads', 'DiagGGNRule', 'DiagGGNLinear',
+           'DiagGGNConvNd', 'DiagGGNConv2d', 'rule_for', 'residual', 'backward_vectors', 'grad_and_diag_ggn',
            'diag_ggn_reference']
 
 # %% ../nbs/03_curvature.ipynb #d9d1ef42
@@ -148,8 +148,26 @@ class DiagGGNLinear(DiagGGNRule):
     def unfold(self, module, x): return x.reshape(x.shape[0], -1, x.shape[-1]).transpose(1, 2)[:, None]
     def out_grad(self, module, d): return d.reshape(d.shape[0], d.shape[1], -1, d.shape[-1]).transpose(2, 3)[:, :, None]
 
-class DiagGGNConv2d(DiagGGNRule):
-    "`nn.Conv2d` with any stride, padding (numbers, 'same', 'valid', non-zero modes), dilation and groups."
+class DiagGGNConvNd(DiagGGNRule):
+    "`nn.Conv1d`, `nn.Conv2d` or `nn.Conv3d` with any stride, padding (numbers, 'same', 'valid', non-zero modes), dilation and groups."
+    def unfold(self, module, x):
+        if isinstance(module.padding, str) or module.padding_mode != 'zeros':
+            mode = 'constant' if module.padding_mode == 'zeros' else module.padding_mode
+            x = F.pad(x, module._reversed_padding_repeated_twice, mode=mode)
+        else: x = F.pad(x, [q for p in reversed(module.padding) for q in (p, p)])
+        # one window dimension per spatial one (`Tensor.unfold` takes every `dilation`-th entry of a wider window)
+        for i, (k, s, dl) in enumerate(zip(module.kernel_size, module.stride, module.dilation)):
+            x = x.unfold(2 + i, (k - 1)*dl + 1, s)[..., ::dl]
+        nd = len(module.kernel_size)                             # x: [N, C, *out, *kernel]
+        x = x.permute(0, 1, *range(2 + nd, 2 + 2*nd), *range(2, 2 + nd))
+        N, C = x.shape[:2]
+        return x.reshape(N, module.groups, C // module.groups * math.prod(module.kernel_size), -1)
+    def out_grad(self, module, d):
+        B, N, O = d.shape[:3]
+        return d.reshape(B, N, module.groups, O // module.groups, -1)
+
+class DiagGGNConv2d(DiagGGNConvNd):
+    "`nn.Conv2d`: the input unfolded by `F.unfold` (one fused kernel)."
     def unfold(self, module, x):
         pad = module.padding
         if isinstance(pad, str) or module.padding_mode != 'zeros':
@@ -157,11 +175,9 @@ class DiagGGNConv2d(DiagGGNRule):
             x, pad = F.pad(x, module._reversed_padding_repeated_twice, mode=mode), 0
         A = F.unfold(x, module.kernel_size, dilation=module.dilation, padding=pad, stride=module.stride)
         return A.view(x.shape[0], module.groups, -1, A.shape[-1])
-    def out_grad(self, module, d):
-        B, N, O = d.shape[:3]
-        return d.reshape(B, N, module.groups, O // module.groups, -1)
 
-DIAG_GGN_RULES = {nn.Linear: DiagGGNLinear(), nn.Conv2d: DiagGGNConv2d()}
+DIAG_GGN_RULES.update({nn.Linear: DiagGGNLinear(), nn.Conv1d: DiagGGNConvNd(), nn.Conv2d: DiagGGNConv2d(),
+                       nn.Conv3d: DiagGGNConvNd()})
 
 def rule_for(name:str, # the weight's parameter name, for the error message
              module:nn.Module, # the layer holding the weight
@@ -233,35 +249,48 @@ def _bias_name(wname): return wname[:-len('weight')] + 'bias'
 def _acc_dtype(p): return torch.float32 if p.dtype in _HALF else p.dtype
 
 class _Tap:
-    "What the forward hooks do: nothing, record each layer's sizes ('probe'), or keep its input and its output's gradient edge ('keep')."
+    "What the forward hooks do: nothing, record each layer's sizes ('probe'), or keep, per call, its input and its output's gradient edge ('keep')."
     def __init__(self): self.sizes = {}; self.start(None)
     def start(self, mode): self.mode, self.ins, self.edges = mode, {}, {}
 
 def _tap_hook(tap, name, module, args, out):
-    "Forward hook of a prunable layer: keeps its input and where autograd will deliver ∂/∂(its output)."
+    "Forward hook of a prunable layer: keeps, for every call, its input and where autograd will deliver ∂/∂(its output)."
     if tap.mode is None: return None
-    if name in tap.edges or (tap.mode == 'probe' and name in tap.sizes):
-        raise RuntimeError(f"Layer {name!r} ran twice in one forward pass (shared weights); its per-example "
-                           "gradients would mix two uses, which no rule handles.")
     if tap.mode == 'probe':
-        tap.sizes[name] = (args[0][0].numel(), tuple(out.shape[1:]), max(out.element_size(), 4)); return None
+        tap.sizes.setdefault(name, []).append((args[0][0].numel(), tuple(out.shape[1:]), max(out.element_size(), 4))); return None
     if not out.requires_grad:
         raise RuntimeError(f"The output of layer {name!r} does not require grad (run under torch.no_grad?): "
                            "its curvature cannot be computed; run it with gradients enabled.")
     # the edge names the layer's own autograd node: an in-place operation later on `out` (ReLU(inplace=True))
-    # rebases `out` onto a new node but leaves this edge, the gradient at the layer's real output, where it was
-    tap.ins[name], tap.edges[name] = args[0].detach(), get_gradient_edge(out)
+    # rebases `out` onto a new node but leaves this edge, the gradient at the layer's real output, where it was.
+    # A layer called twice (or two layers sharing a weight) leaves one entry per call: each is a use of the weight.
+    tap.ins.setdefault(name, []).append(args[0].detach()); tap.edges.setdefault(name, []).append(get_gradient_edge(out))
+
+def _n_vectors(estimator, mc_samples, C, T):
+    "Backward passes per chunk for the GGN: B vectors per position (T positions share the MC vectors)."
+    return {'exact': (C - 1)*T, 'mc': mc_samples, 'efisher': T if T > 1 else 1}[estimator]
 
 def _chunk_size(model, x, tap, estimator, mc_samples, mem_budget):
     "Examples per forward so the activations and the output gradients take about half of `mem_budget`."
     tap.sizes = {}; tap.start('probe')
     try:
-        with torch.no_grad(): C = model(x[:1]).shape[-1]
+        with torch.no_grad(): out = model(x[:1])
     finally: tap.start(None)
-    B = {'exact': C - 1, 'mc': mc_samples, 'efisher': 1}[estimator]
-    io = [(i, math.prod(o), esz) for i, o, esz in tap.sizes.values()]
+    B = _n_vectors(estimator, mc_samples, out.shape[1] if out.dim() > 1 else 1, out[0, 0].numel() if out.dim() > 2 else 1)
+    io = [(i, math.prod(o), esz) for uses in tap.sizes.values() for i, o, esz in uses]
     per_ex = sum(esz * (4*(i + o) + B*o) for i, o, esz in io) + max((2*B*o*esz for _, o, esz in io), default=0)
     return max(1, int(mem_budget / 2 // max(per_ex, 1)))
+
+def _outside_uses(root, watch:dict, hooked:dict) -> list:
+    "Names in `watch` (id(param) -> name) that the autograd graph below `root` uses more often than the hooked layer calls (id -> edges) reaching it."
+    seen, stack, count = {root}, [root], dict.fromkeys(watch, 0)
+    while stack:
+        for child, _ in stack.pop().next_functions:
+            if child is None: continue
+            if type(child).__name__ == 'AccumulateGrad':      # a leaf: one edge into it per direct use of the tensor
+                if id(child.variable) in count: count[id(child.variable)] += 1
+            elif child not in seen: seen.add(child); stack.append(child)
+    return [watch[i] for i, c in count.items() if c > sum(e.node in seen for e in hooked.get(i, ()))]
 
 def _check_params(model):
     "Raise, naming it, if a parameter holds NaN or Inf: an Inf weight can hide behind a saturating activation."
@@ -285,6 +314,15 @@ def _first_nonfinite(model, x):
         for h in handles: h.remove()
     return found[0] if found else 'the logits'
 
+def _uses_by_param(model, mods):
+    "Weight and bias parameter names -> the prunable layers holding them (several for a tied weight), in `named_parameters` order."
+    names = {id(p): n for n, p in model.named_parameters()}   # a shared parameter under its first name, as `prunable_weights`
+    w, b = {}, {}
+    for mn, m in mods.items():
+        w.setdefault(names[id(m.weight)], []).append(mn)
+        if isinstance(getattr(m, 'bias', None), nn.Parameter) and id(m.bias) in names: b.setdefault(names[id(m.bias)], []).append(mn)
+    return w, b
+
 def grad_and_diag_ggn(model:nn.Module, # the network; its prunable weights are those of `prunable_weights`
                       batches, # an iterable of (x, y) batches, e.g. a list of tuples or a DataLoader
                       estimator:str='exact', # 'exact', 'mc' (Monte-Carlo) or 'efisher' (empirical Fisher)
@@ -295,26 +333,28 @@ def grad_and_diag_ggn(model:nn.Module, # the network; its prunable weights are t
                       mem_budget:float=2*GIB, # bytes for the activations and temporaries of one chunk of examples
                       generator:torch.Generator|None=None, # random source of 'mc' (the global one if None)
                      ) -> tuple[dict|None, dict|None]:
-    "Mean cross-entropy gradient and diagonal GGN (method §3), by parameter name, over every example of `batches`."
+    "Mean cross-entropy gradient and diagonal GGN (method §3), by parameter name, over every example (and position) of `batches`."
     if estimator not in ESTIMATORS: raise ValueError(f"Unknown estimator {estimator!r}; choose one of {ESTIMATORS}.")
     if estimator == 'mc' and int(mc_samples) < 1: raise ValueError(f"mc_samples must be at least 1, not {mc_samples}.")
     mods, weights = prunable_modules(model), prunable_weights(model)
-    rules = {n: rule_for(n, mods[n]) for n in weights} if ggn else {}
-    wanted = set(weights) | ({_bias_name(n) for n in weights if mods[n].bias is not None} if biases else set())
+    rules = {n: rule_for(n, m) for n, m in mods.items()} if ggn else {}
+    wuses, buses = _uses_by_param(model, mods)
+    wanted = set(weights) | (set(buses) if biases else set())
     params = {n: p for n, p in model.named_parameters() if n in wanted}
     p0 = next(iter(params.values()), None)
-    if p0 is None: raise ValueError("The model has no prunable weights (nn.Linear or nn.Conv2d).")
+    if p0 is None: raise ValueError("The model has no prunable weights (no layer of a type in `DIAG_GGN_RULES`).")
     _check_params(model)
     dev = p0.device
     zeros = lambda: {n: torch.zeros(p.shape, dtype=_acc_dtype(p), device=dev) for n, p in params.items()}
     gsum, hsum = (zeros() if grad else None), (zeros() if ggn else None)
+    uses = (wuses, {n: u for n, u in buses.items() if n in params})
     modes = [(m, m.training) for m in model.modules()]
     state = [(p, p.requires_grad, p.grad) for p in model.parameters()]
     tap, handles, n_seen, chunk = _Tap(), [], 0, None
     try:
         model.eval()
         for p in params.values(): p.requires_grad_(True)
-        if ggn: handles = [mods[n].register_forward_hook(partial(_tap_hook, tap, n)) for n in weights]
+        if ggn: handles = [m.register_forward_hook(partial(_tap_hook, tap, n)) for n, m in mods.items()]
         with torch.enable_grad():
             for batch in batches:
                 x, y = batch[0].to(dev), batch[1].to(dev)
@@ -322,7 +362,7 @@ def grad_and_diag_ggn(model:nn.Module, # the network; its prunable weights are t
                     chunk = _chunk_size(model, x, tap, estimator, mc_samples, mem_budget) if ggn else len(x)
                 for s in range(0, len(x), chunk):
                     n_seen += _chunk(model, x[s:s+chunk], y[s:s+chunk], estimator, mc_samples, generator, params,
-                                     mods, rules, tap, gsum, hsum, biases, mem_budget / 2)
+                                     mods, rules, uses, tap, gsum, hsum, mem_budget / 2)
     finally:
         for h in handles: h.remove()
         for m, t in modes: m.training = t
@@ -336,81 +376,147 @@ def grad_and_diag_ggn(model:nn.Module, # the network; its prunable weights are t
             _check_finite(v, f"the {what} of {n!r}")
     return gsum, hsum
 
+def _position_vectors(logits, y, estimator, mc_samples, generator):
+    "The GGN's backward vectors for logits [N, C, *]: one loss term per position; yields tensors shaped like `logits`."
+    N, C, pos = logits.shape[0], logits.shape[1], logits.shape[2:]
+    T = math.prod(pos)
+    z, yf = logits.detach().movedim(1, -1).reshape(N*T, C), y.reshape(N*T)
+    a, V = backward_vectors(z, yf, estimator, mc_samples, generator)
+    shape = lambda v: v.view(N, *pos, C).movedim(-1, 1)
+    if estimator == 'mc':              # independent draws per position: cross-position terms vanish on average
+        for v in V: yield shape(v)
+        return
+    W = torch.cat([(a[:, None] * residual(_probs(z), yf))[None], V])             # [B, N·T, C]
+    for t in range(T):                 # H is block-diagonal over positions: each position's vectors on their own
+        for v in W:
+            e = torch.zeros_like(v).view(N, T, C); e[:, t] = v.view(N, T, C)[:, t]
+            yield shape(e.view(N*T, C))
+
 def _output_grads(logits, y, estimator, mc_samples, generator, params, edges, gsum):
-    "Back-propagate r (into `gsum` and, scaled by a, the first output gradients) then each vector of V: name -> list."
-    names = list(edges)
-    a, V = backward_vectors(logits, y, estimator, mc_samples, generator) if edges else (None, None)
-    douts = {n: [] for n in names}
-    with_r = a is not None                      # 'exact' and 'efisher' use r's output gradients too
+    "Back-propagate r (into `gsum` and, for [N, C] logits, scaled by a, the first output gradients) then each GGN vector: one list per edge."
+    flat = [e for es in edges.values() for e in es]
+    douts = [[] for _ in flat]
+    positions = logits.dim() > 2
+    a, V = backward_vectors(logits, y, estimator, mc_samples, generator) if flat and not positions else (None, None)
+    with_r = a is not None                      # 'exact' and 'efisher' on [N, C] logits use r's output gradients too
     n_more = 0 if V is None else len(V)
     if gsum is not None or with_r:
-        r = residual(_probs(logits), y).to(logits.dtype)
-        wrt = (list(params.values()) if gsum is not None else []) + ([edges[n] for n in names] if with_r else [])
+        p = _probs(logits.movedim(1, -1).reshape(-1, logits.shape[1]) if positions else logits)
+        r = residual(p, y.reshape(-1)).to(logits.dtype)
+        if positions: r = r.view(logits.shape[0], *logits.shape[2:], -1).movedim(-1, 1)
+        wrt = (list(params.values()) if gsum is not None else []) + (flat if with_r else [])
         with _timed('backward', logits.device):
-            gs = torch.autograd.grad(logits, wrt, r, retain_graph=n_more > 0, allow_unused=True)
+            gs = torch.autograd.grad(logits, wrt, r, retain_graph=n_more > 0 or (positions and bool(flat)), allow_unused=True)
         if gsum is not None:
             for n, g in zip(params, gs):
                 if g is not None: gsum[n] += g
         if with_r:
-            for n, d in zip(names, gs[len(wrt) - len(names):]):   # not in place: two layers whose outputs are
-                if d is not None: douts[n].append(d * a.to(d.dtype).view(-1, *[1]*(d.dim() - 1)))   # added share d
+            for dl, d in zip(douts, gs[len(wrt) - len(flat):]):   # not in place: two layers whose outputs are
+                if d is not None: dl.append(d * a.to(d.dtype).view(-1, *[1]*(d.dim() - 1)))   # added share d
     # the remaining vectors one backward pass each, to the layer outputs only: no weight gradient is formed
+    # (for [N, C, *] logits all of them; their graph is freed when the logits are)
+    vecs = (V[b] for b in range(n_more)) if not positions else _position_vectors(logits, y, estimator, mc_samples, generator) if flat else ()
     with _timed('backward (GGN vectors)', logits.device):
-        for b in range(n_more):
-            gs = torch.autograd.grad(logits, [edges[n] for n in names], V[b].to(logits.dtype),
-                                     retain_graph=b < n_more - 1, allow_unused=True)
-            for n, d in zip(names, gs):
-                if d is not None: douts[n].append(d)
-    return douts
+        for b, v in enumerate(vecs):
+            gs = torch.autograd.grad(logits, flat, v.to(logits.dtype), retain_graph=positions or b < n_more - 1, allow_unused=True)
+            for dl, d in zip(douts, gs):
+                if d is not None: dl.append(d)
+    it = iter(douts)
+    return {n: [next(it) for _ in es] for n, es in edges.items()}
 
-def _chunk(model, x, y, estimator, mc_samples, generator, params, mods, rules, tap, gsum, hsum, biases, rule_budget):
-    "Add one chunk's summed gradient and summed squared per-example gradients to `gsum` and `hsum`."
+def _check_labels(logits, y):
+    "Labels must match the logits' positions and name one of their C classes."
+    N, C = logits.shape[:2]
+    if tuple(y.shape) != (N, *logits.shape[2:]):
+        raise ValueError(f"Labels of shape {tuple(y.shape)} do not fit logits of shape {tuple(logits.shape)}: "
+                         f"expected {(N, *logits.shape[2:])} (logits [N, C] or [N, C, *positions], as F.cross_entropy).")
+    if y.is_floating_point() or (len(y) and (int(y.min()) < 0 or int(y.max()) >= C)):
+        raise ValueError(f"Labels must be class indices in [0, {C}), got {y.dtype} from {y.min().item()} to {y.max().item()} "
+                         "(class probabilities and ignore_index are not supported).")
+
+def _sum_sq_uses(ws, mem_budget):
+    "Σ_b Σ_n (Σ_u d_bnu A_nuᵀ)² over the uses u = (module, rule, input, output grads) of one weight: their positions side by side."
+    As = [rule.unfold(m, a) for m, rule, a, _ in ws]
+    ds = [rule.grads(m, d) for m, rule, _, d in ws]
+    if len({(*A.shape[1:3], *d[0].shape[1:3]) for A, d in zip(As, ds)}) > 1:
+        raise ValueError("A weight shared by layers that lay it out differently (groups or kernel) cannot be summed per example.")
+    return sum_sq_grads([torch.cat(t, -1) for t in zip(*ds)], torch.cat(As, -1), None, mem_budget)
+
+def _bias_sq_uses(bs):
+    "Σ_b Σ_n (Σ_u Σ_p d_bnup)²: a bias used by several calls, its per-example gradient summed over them before squaring."
+    gs = [rule.grads(m, d) for m, rule, d in bs]
+    return sum(sum((t.float() if t.dtype in _HALF else t).sum(-1) for t in ts).square().sum(0) for ts in zip(*gs)).reshape(-1)
+
+def _chunk(model, x, y, estimator, mc_samples, generator, params, mods, rules, uses, tap, gsum, hsum, rule_budget):
+    "Add one chunk's summed gradient and summed squared per-example gradients to `gsum` and `hsum`; the number of loss terms."
     with _timed('forward', x.device):
         tap.start(None if hsum is None else 'keep')
         try: logits, ins, edges = model(x), tap.ins, tap.edges
         finally: tap.start(None)
-    if logits.dim() != 2: raise ValueError(f"Expected logits of shape [N, C], got {tuple(logits.shape)}.")
+    if logits.dim() < 2: raise ValueError(f"Expected logits of shape [N, C] or [N, C, *positions], got {tuple(logits.shape)}.")
+    _check_labels(logits, y)
     if not torch.isfinite(logits).all():
         raise FloatingPointError(f"NaN or Inf in the forward pass, first in {_first_nonfinite(model, x)}.")
+    wuses, buses = uses
+    if hsum is not None and logits.grad_fn is not None:   # every use of a weight must be a hooked layer call
+        hooked = {}
+        for n, es in edges.items():
+            for t in (mods[n].weight, getattr(mods[n], 'bias', None)):
+                if t is not None: hooked.setdefault(id(t), []).extend(es)
+        watch = {id(params[n]): n for n in params}
+        bad = _outside_uses(logits.grad_fn, watch, hooked); del hooked
+        if bad:
+            raise ValueError(f"The parameter(s) {bad} reach the logits outside the forward pass of their layer (a functional call "
+                             "such as F.linear(x, layer.weight), nn.MultiheadAttention's out_proj, or a tie to another kind of "
+                             "module): the layer hooks cannot see that use, so its curvature would be wrong. Call the layer "
+                             "itself (layer(x)) for every use, or write the attention with nn.Linear layers.")
     douts = _output_grads(logits, y, estimator, mc_samples, generator, params, edges, gsum)
     del logits, edges
-    for n in list(douts):   # the layers that ran and reach the logits; any other keeps a zero
-        d, a = douts.pop(n), ins.pop(n)                    # d: B tensors [N, *out], not stacked (a copy)
-        if not d: continue
-        m, rule = mods[n], rules[n]
-        with _timed(f'{n} ({type(m).__name__}, {rule.form(m, a, d)})', x.device):
-            hsum[n] += rule.weight(m, a, d, rule_budget)
-            bn = _bias_name(n)
-            if biases and bn in hsum: hsum[bn] += rule.bias(m, d)
-    return len(x)
+    if hsum is None: return len(y.reshape(-1))
+    for bn, mnames in buses.items():           # the biases first: they need only the output gradients
+        bs = [(mods[mn], rules[mn], d) for mn in mnames for d in douts.get(mn, ()) if d]
+        if len(bs) == 1: hsum[bn] += bs[0][1].bias(bs[0][0], bs[0][2])
+        elif bs: hsum[bn] += _bias_sq_uses(bs)
+    for wn, mnames in wuses.items():           # the layers that ran and reach the logits; any other keeps a zero
+        ws = [(mods[mn], rules[mn], a, d) for mn in mnames for a, d in zip(ins.pop(mn, ()), douts.pop(mn, ())) if d]
+        if len(ws) == 1:
+            m, rule, a, d = ws[0]
+            with _timed(f'{wn} ({type(m).__name__}, {rule.form(m, a, d)})', x.device):
+                hsum[wn] += rule.weight(m, a, d, rule_budget)
+        elif ws:
+            with _timed(f'{wn} ({len(ws)} uses)', x.device):
+                hsum[wn] += _sum_sq_uses(ws, rule_budget).reshape(hsum[wn].shape)
+        del ws
+    return len(y.reshape(-1))
 
 # %% ../nbs/03_curvature.ipynb #e24c7f82
 def diag_ggn_reference(model:nn.Module, # a small network
                        x:Tensor, # inputs [N, ...]
-                       y:Tensor, # labels [N]
+                       y:Tensor, # labels [N] (or [N, *positions] for logits [N, C, *positions])
                        estimator:str='exact', # 'exact' or 'efisher'
                        biases:bool=False, # include the biases of prunable layers
                       ) -> tuple[dict, dict]:
-    "Brute force with `torch.func`: per-example logit Jacobians J_n, then mean_n diag(J_nᵀ H_n J_n) and the mean gradient."
+    "Brute force with `torch.func`: per-example logit Jacobians J_n, then mean over examples and positions of diag(J_ntᵀ H_nt J_nt), and the mean gradient."
     from torch.func import functional_call, jacrev, vmap
-    mods, weights = prunable_modules(model), prunable_weights(model)
-    names = [n for n, _ in model.named_parameters() if n in weights or (biases and n.endswith('bias') and n[:-4] + 'weight' in weights)]
-    was_training = model.training
-    model.eval()
-    try:
-        params = {n: p.detach() for n, p in model.named_parameters()}
-        def f(ps, xn):
-            return functional_call(model, {**params, **ps}, (xn[None],))[0]
-        ps = {n: params[n] for n in names}
-        J = vmap(jacrev(f), in_dims=(None, 0))(ps, x)   # name -> [N, C, *shape]
-        logits = vmap(f, in_dims=(None, 0))(ps, x)
-        p = logits.softmax(-1)
-        N, C = p.shape
-        if estimator == 'exact': H = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
-        elif estimator == 'efisher': r = p - F.one_hot(y, C).to(p.dtype); H = r[:, :, None] * r[:, None, :]
-        else: raise ValueError(f"estimator must be 'exact' or 'efisher', not {estimator!r}")
-        r = p - F.one_hot(y, C).to(p.dtype)
-        G = {n: torch.einsum('nc...,ncd,nd...->...', J[n], H, J[n]) / N for n in names}
-        g = {n: torch.einsum('nc,nc...->...', r, J[n]) / N for n in names}
-    finally: model.train(was_training)
+    model = copy.deepcopy(model).eval()   # functional_call can leave a module used twice with a plain tensor for its bias
+    mods = prunable_modules(model)
+    wuses, buses = _uses_by_param(model, mods)
+    wanted = set(wuses) | (set(buses) if biases else set())
+    names = [n for n, _ in model.named_parameters() if n in wanted]
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    def f(ps, xn):   # a tied weight is one entry of `params`; functional_call ties its uses (tie_weights=True)
+        return functional_call(model, {**params, **ps}, (xn[None],))[0]
+    ps = {n: params[n] for n in names}
+    J = vmap(jacrev(f), in_dims=(None, 0))(ps, x)   # name -> [N, C, *positions, *shape]
+    z = vmap(f, in_dims=(None, 0))(ps, x)            # [N, C, *positions]
+    N, C = z.shape[:2]
+    T = z[0, 0].numel()
+    p = z.movedim(1, -1).reshape(N*T, C).softmax(-1)   # one loss term per example and position
+    r = p - F.one_hot(y.reshape(-1), C).to(p.dtype)
+    if estimator == 'exact': H = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
+    elif estimator == 'efisher': H = r[:, :, None] * r[:, None, :]
+    else: raise ValueError(f"estimator must be 'exact' or 'efisher', not {estimator!r}")
+    Jt = {n: J[n].reshape(N, C, T, -1).transpose(1, 2).reshape(N*T, C, -1) for n in names}   # [N·T, C, K]
+    G = {n: torch.einsum('tck,tcd,tdk->k', Jt[n], H, Jt[n]).view(params[n].shape) / (N*T) for n in names}
+    g = {n: torch.einsum('tc,tck->k', r, Jt[n]).view(params[n].shape) / (N*T) for n in names}
     return g, G

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from .core import prunable_weights, prunable_modules, n_prunable, Masks, global_topk_mask, evaluate, _as_int, _as_real, Progress
 from .criteria import Criterion, get_criterion
+from .curvature import rule_for
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'MAX_STAGES', 'stage_sparsities', 'stage_examples', 'mean_loss', 'prune', 'sparsity_report',
@@ -182,7 +183,7 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
     crit = get_criterion(criterion, lam)
     sparsity, n_stages = _check_schedule(sparsity, n_stages, schedule)
     ws0 = prunable_weights(model)
-    if not ws0: raise ValueError("The model has no prunable weights (no nn.Linear or nn.Conv2d with a weight).")
+    if not ws0: raise ValueError("The model has no prunable weights (no layer of a type in `DIAG_GGN_RULES`).")
     _check_finite(model)
     D = n_prunable(model)
     w0 = next(iter(ws0.values())); dev = w0.device
@@ -261,33 +262,35 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
 def sparsity_report(model:nn.Module, # the network
                     masks:Masks|None=None, # masks to count as pruned (default: the weights that are exactly zero)
                     input_shape:tuple|None=None, # shape of one input without the batch, e.g. (1, 28, 28); None: no FLOPs
+                    input_dtype:torch.dtype|None=None, # dtype of that input (torch.long for token ids); None: the parameters'
                    ) -> pd.DataFrame:
     "Per-layer and total parameters, non-zeros, compression, MACs and non-zero MACs (ShrinkBench's terms)."
     mods = prunable_modules(model)
-    if not mods: raise ValueError("The model has no prunable weights (no nn.Linear or nn.Conv2d with a weight).")
+    if not mods: raise ValueError("The model has no prunable weights (no layer of a type in `DIAG_GGN_RULES`).")
+    ws = prunable_weights(model)
     if masks is not None: Masks(masks).check(model)
-    pos = {}
+    pos = dict.fromkeys(ws, 0)   # weight -> output positions over all its calls (a tied weight: every layer holding it)
     if input_shape is not None:
+        name_of = {id(p): n for n, p in ws.items()}
         def hook(name):
-            def f(m, inp, out):
-                if isinstance(m, nn.Linear): pos[name] = out[0].numel() // m.out_features
-                else: pos[name] = out.shape[-2] * out.shape[-1]
+            def f(m, inp, out):   # each output position costs one MAC per weight entry; the layer's rule knows its positions
+                pos[name_of[id(m.weight)]] += rule_for(name, m).out_grad(m, out.detach()[None, :1]).shape[-1]
             return f
         hs = [m.register_forward_hook(hook(n)) for n, m in mods.items()]
         was = model.training; model.eval()
         try:
             p0 = next(model.parameters())
-            model(torch.zeros(1, *input_shape, device=p0.device, dtype=p0.dtype))
+            model(torch.zeros(1, *input_shape, device=p0.device, dtype=input_dtype or p0.dtype))
         finally:
             model.train(was)
             for h in hs: h.remove()
     rows = []
-    for n, m in mods.items():
-        w = m.weight.detach()
+    for n, p in ws.items():
+        w = p.detach()
         nz = int(((w != 0) & masks[n].to(w.device)).sum()) if masks is not None else int((w != 0).sum())
-        r = dict(layer=n, type=type(m).__name__, shape=tuple(w.shape), params=w.numel(), nonzero=nz)
+        r = dict(layer=n, type=type(mods[n]).__name__, shape=tuple(w.shape), params=w.numel(), nonzero=nz)
         if input_shape is not None:
-            r['flops'] = w.numel() * pos.get(n, 0); r['nonzero_flops'] = nz * pos.get(n, 0)
+            r['flops'] = w.numel() * pos[n]; r['nonzero_flops'] = nz * pos[n]
         rows.append(r)
     df = pd.DataFrame(rows)
     tot = dict(layer='total', type='', shape=(), params=df.params.sum(), nonzero=df.nonzero.sum())

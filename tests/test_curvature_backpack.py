@@ -1,4 +1,4 @@
-"Cross-check `pruneloss.curvature` against BackPACK's DiagGGNExact and DiagGGNMC on the paper's MLP and VGG11."
+"Cross-check `pruneloss.curvature` against BackPACK's DiagGGNExact and DiagGGNMC on the paper's MLP and VGG11, and on Conv1d / Conv3d nets."
 import copy
 import pytest
 import torch
@@ -28,7 +28,15 @@ def assert_close(a, b, rtol):
         err = (a[n] - b[n]).abs().max()
         assert err <= rtol * scale, f'{n}: max error {err:.3g} vs max entry {scale:.3g}'
 
-CASES = [pytest.param(MLP, (1, 28, 28), 32, id='MLP'), pytest.param(VGG11, (3, 32, 32), 4, id='VGG11')]
+def conv1d_net():
+    return nn.Sequential(nn.Conv1d(3, 6, 3, stride=2, padding=1), nn.ReLU(), nn.Conv1d(6, 4, 3, dilation=2, groups=2),
+                         nn.Flatten(), nn.Linear(4 * 4, 10))
+
+def conv3d_net():
+    return nn.Sequential(nn.Conv3d(2, 4, 3, padding=1), nn.ReLU(), nn.Conv3d(4, 3, 2, stride=2), nn.Flatten(), nn.Linear(3 * 8, 10))
+
+CASES = [pytest.param(MLP, (1, 28, 28), 32, id='MLP'), pytest.param(VGG11, (3, 32, 32), 4, id='VGG11'),
+         pytest.param(conv1d_net, (3, 16), 8, id='Conv1d'), pytest.param(conv3d_net, (2, 4, 4, 4), 8, id='Conv3d')]
 
 @pytest.mark.parametrize('arch, shape, n', CASES)
 def test_exact_matches_backpack(arch, shape, n):
