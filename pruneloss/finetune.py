@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 from .core import (   # first: it silences fastai's import-time FutureWarning
-    get_device, prunable_weights, evaluate, autocast_dtype, precision_name,
+    get_device, evaluate, autocast_dtype, precision_name,
     safe_load, atomic_save, plain_data, interactive)
 from fastcore.foundation import L
 from fastai.learner import Learner, Recorder
@@ -273,13 +273,8 @@ class MaskCallback(Callback):
         self.masks = masks
     def before_fit(self):
         from pruneloss.core import Masks
-        params = prunable_weights(self.model)
-        m = Masks(self.masks).check(self.model).to(next(iter(params.values())).device)
-        self.ps = list(params.values())
-        self.ms = [m[n].to(p.dtype) for n, p in params.items()]   # 0/1 in the weights' dtype: one fused multiply
+        self._apply_weights = Masks(self.masks).applier(self.model)   # the library's one mask-applying path
         self._apply_weights()
-    @torch.no_grad()
-    def _apply_weights(self): torch._foreach_mul_(self.ps, self.ms)
     def after_step(self): self._apply_weights()
 
 # %% ../nbs/06_finetune.ipynb #ceb2c92e

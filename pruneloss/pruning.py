@@ -220,7 +220,8 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
         shown = Progress(n_stages, 'pruning stages', every=10, leave=False) if progress else None   # a bar, or lines in a log
         for i in range(n_stages):
             with torch.no_grad():
-                for n, p in ws.items(): p.copy_(orig[n] * masks[n])
+                for n, p in ws.items(): p.copy_(orig[n])
+            masks.apply(work)                      # the original weights under the current masks
             batches = next_batches() if next_batches is not None else None
             t0 = time.perf_counter()
             grads = ggn = None
@@ -238,8 +239,7 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
             t3 = time.perf_counter()
             pred = crit.predicted_change(cur, grads, ggn, new)
             t4 = time.perf_counter()
-            with torch.no_grad():
-                for n, p in ws.items(): p.mul_(new[n])
+            new.apply(work)
             if dev.type == 'cuda': torch.cuda.synchronize(dev)
             t5 = time.perf_counter()
             after = mean_loss(work, batches) if batches is not None else float('nan')
