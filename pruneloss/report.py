@@ -21,7 +21,7 @@ def _staged(crit:str) -> bool:
 # %% auto #0
 __all__ = ['CRITERION_COLORS', 'RESULTS_URL', 'select', 'lam_positions', 'plot_vs_lambda', 'plot_loss_vs_lambda',
            'plot_accuracy_vs_lambda', 'kendall_tau', 'plot_loss_vs_accuracy', 'summary_table', 'save_figure',
-           'best_settings', 'finetune_picks', 'finetune_runs', 'read_results']
+           'paired_differences', 'best_settings', 'finetune_picks', 'finetune_runs', 'read_results']
 
 # %% ../nbs/08_report.ipynb #9e952763
 def select(df:pd.DataFrame, # results, one row per run
@@ -195,6 +195,31 @@ def save_figure(fig:plt.Figure, # the figure
     else: raise ValueError(f"Save figures as .png or .svg (or no suffix for both), got {path.name!r}.")
     for p in outs: fig.savefig(p, dpi=dpi, bbox_inches='tight')
     return outs
+
+# %% ../nbs/08_report.ipynb #04e9737e
+def paired_differences(df:pd.DataFrame, # results, one row per run, with a `seed` column
+                       a:dict, # the first setting, e.g. dict(criterion='OBD', n_stages=14, lam=1e-2)
+                       b:dict, # the second setting
+                       metric:str, # the column compared (e.g. 'finetuned_test_error', or one added to `df`)
+                       level:float=0.95, # confidence level of the interval
+                      ) -> dict:
+    "Per-seed differences a − b of `metric`: mean, t confidence interval, seeds where a is higher, two-sided sign-test p-value."
+    from scipy import stats
+    def pick(s):
+        bad = set(s) - set(df.columns)
+        if bad: raise ValueError(f"No column(s) {sorted(bad)} in the results; settings are given by columns such as criterion, n_stages, lam.")
+        sel = np.logical_and.reduce([np.isclose(df[k], v) if isinstance(v, float) else (df[k] == v) for k, v in s.items()])
+        d = df[sel]
+        if d.seed.duplicated().any(): raise ValueError(f"The setting {s} has several runs per seed; give the fields that tell them apart.")
+        return d.set_index('seed')[metric]
+    xa, xb = pick(a), pick(b)
+    d = (xa - xb).dropna().sort_index()
+    if len(d) < 2: raise ValueError(f"{len(d)} seed(s) have both settings: a paired comparison needs at least 2.")
+    n, m, sd = len(d), float(d.mean()), float(d.std(ddof=1))
+    h = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    wins, ties = int((d > 0).sum()), int((d == 0).sum())
+    p = float(stats.binomtest(wins, n - ties, 0.5).pvalue) if n > ties else 1.
+    return dict(n=n, diffs=d, mean=m, ci=(m - h, m + h), wins=wins, ties=ties, sign_p=p)
 
 # %% ../nbs/08_report.ipynb #3cb99583
 def best_settings(df:pd.DataFrame, # results (`ResultStore.to_df()`)
