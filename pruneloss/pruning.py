@@ -210,18 +210,18 @@ def _quantities(model, batches, **kw):
 # %% ../nbs/05_pruning.ipynb #93af9edd
 _SET_BY_PRUNE = ('grad', 'ggn', 'generator')
 
-def _check_curv_kwargs(curv_kwargs:dict, quantities_fn:Callable|None):
+def _check_curv_kwargs(curv_kwargs:dict, quantities_fn:Callable|None, who:str='prune'):
     "Refuse arguments the quantities function would not take, or that `prune` sets itself, before any work."
     if not curv_kwargs: return
     own = [k for k in curv_kwargs if k in _SET_BY_PRUNE]
-    if own: raise TypeError(f"prune sets {own} itself (from the criterion and `seed`): do not pass them.")
+    if own: raise TypeError(f"{who} sets {own} itself (from the criterion and `seed`): do not pass them.")
     if quantities_fn is None: from pruneloss.curvature import grad_and_diag_ggn as fn
     else: fn = quantities_fn
     try: ps = inspect.signature(fn).parameters
     except (TypeError, ValueError): return          # no signature to check against (a builtin)
     if any(p.kind is p.VAR_KEYWORD for p in ps.values()): return
     unknown = [k for k in curv_kwargs if k not in ps]
-    if unknown: raise TypeError(f"prune got unexpected argument(s) {unknown}: neither prune's nor {getattr(fn, '__name__', 'quantities_fn')}'s.")
+    if unknown: raise TypeError(f"{who} got unexpected argument(s) {unknown}: neither {who}'s nor {getattr(fn, '__name__', 'quantities_fn')}'s.")
 
 def _check_finite(model:nn.Module):
     "Refuse a model with a NaN or infinite parameter, naming it."
