@@ -263,7 +263,7 @@ class GradualPruning(MaskCallback):
 LOG_COLUMNS = ['step', 'epoch', 'target_sparsity', 'sparsity', 'n_pruned', 'loss_before', 'loss_after', 'actual_change',
                'n_examples', 't_quantities', 't_rank']
 
-# %% ../nbs/06a_gradual.ipynb #5dc3b0fe
+# %% ../nbs/06a_gradual.ipynb #70ba7651
 def saliencies(model:nn.Module, # the network, at the weights to rank
                criterion:str|Criterion, # 'MP', 'OBD', 'LM', 'QM' or a `Criterion`
                batches=None, # (x, y) batches for g and G (not needed by MP)
