@@ -18,8 +18,8 @@ from .criteria import Criterion, get_criterion
 from .curvature import rule_for
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'MAX_STAGES', 'stage_sparsities', 'stage_examples', 'mean_loss', 'prune', 'sparsity_report',
-           'plot_sparsity']
+__all__ = ['SCHEDULES', 'MAX_STAGES', 'stage_sparsities', 'stage_examples', 'layer_caps', 'limited_topk_mask', 'mean_loss',
+           'prune', 'sparsity_report', 'plot_sparsity']
 
 # %% ../nbs/05_pruning.ipynb #9c7a1347
 SCHEDULES = ('geometric', 'linear')
@@ -125,6 +125,76 @@ def stage_examples(data, # a callable returning (x, y) batches, an (x, y) tuple 
     fixed = _to(_take(data, n_examples), device, dtype)
     return lambda: fixed
 
+# %% ../nbs/05_pruning.ipynb #ac665a5c
+def _layer_key(model:nn.Module, key, mods:dict, what:str) -> list[str]:
+    "The weight names of `mods` that `key` (a module or weight name, or a module type) designates; unknown keys are refused."
+    if isinstance(key, type):
+        if not issubclass(key, nn.Module): raise TypeError(f"{what}: {key.__name__} is not an nn.Module type.")
+        hit = [n for n, m in mods.items() if isinstance(m, key)]
+        if not hit: raise ValueError(f"{what}: no prunable layer of the model is a {key.__name__}.")
+        return hit
+    if not isinstance(key, str): raise TypeError(f"{what}: layers are named by a string or an nn.Module type, got {type(key).__name__}.")
+    w = key if key in mods else (f'{key}.weight' if key else 'weight')
+    if w not in mods:
+        raise ValueError(f"{what}: {key!r} is not a prunable layer of the model; its prunable layers are {[n[:-len('.weight')] or n for n in mods]}.")
+    return [w]
+
+def layer_caps(model:nn.Module, # the network
+               max_sparsity:float|dict|None=None, # most fraction of each layer pruned: one number, or {layer name or type: fraction}
+               exclude=(), # layers never pruned: module or weight names, or module types (e.g. `nn.Conv2d`)
+              ) -> dict[str, int]|None:
+    "The most weights each prunable layer may lose (floor of its limit × size), by weight name; None when nothing is limited."
+    if max_sparsity is None and not exclude: return None
+    mods = prunable_modules(model)
+    ws = prunable_weights(model)
+    if not ws: raise ValueError("The model has no prunable weights (no nn.Linear or nn.Conv2d with a weight).")
+    frac = {n: 1. for n in ws}
+    def check(f, of):
+        f = _as_real(f, f'max_sparsity{of}')
+        if not 0 <= f <= 1: raise ValueError(f"max_sparsity{of} must be a fraction in [0, 1], got {f!r}.")
+        return f
+    if isinstance(max_sparsity, dict):
+        for key, f in max_sparsity.items():
+            f = check(f, f'[{key!r}]' if isinstance(key, str) else f'[{getattr(key, "__name__", key)}]')
+            for n in _layer_key(model, key, mods, 'max_sparsity'):
+                if n in ws: frac[n] = min(frac[n], f)
+    elif max_sparsity is not None:
+        f = check(max_sparsity, '')
+        frac = {n: f for n in ws}
+    if isinstance(exclude, (str, type)): exclude = (exclude,)
+    for key in exclude:
+        for n in _layer_key(model, key, mods, 'exclude'):
+            if n in ws: frac[n] = 0.
+    return {n: math.floor(frac[n] * p.numel() + 1e-9) for n, p in ws.items()}
+
+def limited_topk_mask(scores:dict, # name -> saliency tensor (smallest are pruned)
+                      k:int, # total number of weights pruned afterwards, already-pruned ones included
+                      masks:Masks|None=None, # current masks; their pruned weights stay pruned
+                      caps:dict|None=None, # name -> most weights that layer may have pruned (`layer_caps`); None: no limit
+                     ) -> Masks:
+    "`global_topk_mask` with at most `caps[n]` weights pruned in layer `n`: the k smallest scores that respect the limits."
+    if caps is None: return global_topk_mask(scores, k, masks)
+    names = list(scores)
+    if set(caps) != set(names): raise ValueError(f"caps {list(caps)} and scores {names} name different weights.")
+    k = _as_int(k, 'k')
+    for n in names:
+        done = int((~masks[n]).sum()) if masks is not None else 0
+        if done > caps[n]:
+            raise ValueError(f"The masks already prune {done} weights of '{n}', more than its limit of {caps[n]}: "
+                             "masks only grow; raise that layer's max_sparsity or start from other masks.")
+    if sum(caps.values()) < k:
+        raise ValueError(f"The per-layer limits allow at most {sum(caps.values())} pruned weights, fewer than the {k} asked: "
+                         "raise max_sparsity, exclude fewer layers or lower the sparsity.")
+    sub = lambda ns: None if masks is None else {n: masks[n] for n in ns}
+    fixed = {}
+    while True:   # layers over their limit in the free ranking are at their limit in the limited one: fix them, rank the rest
+        free = [n for n in names if n not in fixed]
+        k_free = k - sum(int((~m).sum()) for m in fixed.values())
+        out = global_topk_mask({n: scores[n] for n in free}, k_free, sub(free)) if free else Masks()
+        over = [n for n in free if int((~out[n]).sum()) > caps[n]]
+        if not over: return Masks({n: fixed[n] if n in fixed else out[n] for n in names})
+        for n in over: fixed[n] = global_topk_mask({n: scores[n]}, caps[n], sub([n]))[n]
+
 # %% ../nbs/05_pruning.ipynb #1c323434
 @torch.no_grad()
 def mean_loss(model:nn.Module, # the network (evaluated in eval mode, mode restored)
@@ -140,18 +210,18 @@ def _quantities(model, batches, **kw):
 # %% ../nbs/05_pruning.ipynb #93af9edd
 _SET_BY_PRUNE = ('grad', 'ggn', 'generator')
 
-def _check_curv_kwargs(curv_kwargs:dict, quantities_fn:Callable|None):
+def _check_curv_kwargs(curv_kwargs:dict, quantities_fn:Callable|None, who:str='prune'):
     "Refuse arguments the quantities function would not take, or that `prune` sets itself, before any work."
     if not curv_kwargs: return
     own = [k for k in curv_kwargs if k in _SET_BY_PRUNE]
-    if own: raise TypeError(f"prune sets {own} itself (from the criterion and `seed`): do not pass them.")
+    if own: raise TypeError(f"{who} sets {own} itself (from the criterion and `seed`): do not pass them.")
     if quantities_fn is None: from pruneloss.curvature import grad_and_diag_ggn as fn
     else: fn = quantities_fn
     try: ps = inspect.signature(fn).parameters
     except (TypeError, ValueError): return          # no signature to check against (a builtin)
     if any(p.kind is p.VAR_KEYWORD for p in ps.values()): return
     unknown = [k for k in curv_kwargs if k not in ps]
-    if unknown: raise TypeError(f"prune got unexpected argument(s) {unknown}: neither prune's nor {getattr(fn, '__name__', 'quantities_fn')}'s.")
+    if unknown: raise TypeError(f"{who} got unexpected argument(s) {unknown}: neither {who}'s nor {getattr(fn, '__name__', 'quantities_fn')}'s.")
 
 def _check_finite(model:nn.Module):
     "Refuse a model with a NaN or infinite parameter, naming it."
@@ -176,6 +246,8 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
           seed:int|None=None, # seeds the example draws of an (x, y) tuple and the Monte-Carlo samples
           batch_size:int|None=None, # batch size when `data` is an (x, y) tuple
           quantities_fn:Callable|None=None, # replaces `grad_and_diag_ggn` (same signature)
+          max_sparsity:float|dict|None=None, # per-layer limits: one fraction, or {layer name or type: fraction} (see `layer_caps`)
+          exclude=(), # layers never pruned: names or module types (see `layer_caps`)
           **curv_kwargs, # further arguments for `grad_and_diag_ggn` (e.g. `mem_budget`)
          ) -> tuple[Masks, pd.DataFrame]:
     "Prune `model` to `sparsity` in `n_stages` stages with `criterion`; returns the final masks and the per-stage log."
@@ -186,6 +258,7 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
     if not ws0: raise ValueError("The model has no prunable weights (no layer of a type in `DIAG_GGN_RULES`).")
     _check_finite(model)
     D = n_prunable(model)
+    caps = layer_caps(model, max_sparsity, exclude)
     w0 = next(iter(ws0.values())); dev = w0.device
     if masks is not None and not isinstance(masks, dict): raise TypeError(f"masks must be a Masks (a dict of bool tensors), got {type(masks).__name__}.")
     masks = Masks.ones(model) if masks is None else Masks(masks).check(model).to(dev)
@@ -195,6 +268,12 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
         raise ValueError(f"n_stages={n_stages} is more than the {left} weight(s) left to prune (round(D_w·κ) = {k_final} of D_w = {D}"
                          + (f", {masks.n_pruned} pruned by the starting masks" if masks.n_pruned else "")
                          + f"): every stage must be able to prune a weight; use n_stages <= {max(1, left)}.")
+    if caps is not None and sum(caps.values()) < k_final:
+        raise ValueError(f"The per-layer limits allow at most {sum(caps.values())} pruned weights, fewer than the {k_final} of sparsity {sparsity}: "
+                         "raise max_sparsity, exclude fewer layers or lower the sparsity.")
+    if caps is not None:
+        over = [n for n in caps if int((~masks[n]).sum()) > caps[n]]
+        if over: raise ValueError(f"The starting masks already prune more of {over} than their per-layer limits allow.")
     ks = stage_sparsities(sparsity, n_stages, schedule)
     if round(D * ks[0]) < masks.n_pruned:
         raise ValueError(f"The starting masks already prune {masks.n_pruned} weights, more than the first stage's {round(D * ks[0])}.")
@@ -234,7 +313,7 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
             cur = {n: p.detach() for n, p in ws.items()}   # = original ⊙ mask: where g and G were taken
             t2 = time.perf_counter()
             k = round(D * ks[i])
-            new = global_topk_mask(crit.scores(cur, grads, ggn), k, masks)
+            new = limited_topk_mask(crit.scores(cur, grads, ggn), k, masks, caps)
             if dev.type == 'cuda': torch.cuda.synchronize(dev)
             t3 = time.perf_counter()
             pred = crit.predicted_change(cur, grads, ggn, new)
