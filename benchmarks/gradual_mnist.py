@@ -67,7 +67,8 @@ def main():
     ap.add_argument('--threads', type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    from pruneloss.core import set_seed, n_prunable, get_device
+    from pruneloss.core import n_prunable, get_device
+    from fastai.torch_core import set_seed
     from pruneloss.data import mnist_dls, ExampleSampler, cache_dir
     from pruneloss.models import MLP
     from pruneloss.pruning import prune

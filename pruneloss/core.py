@@ -7,7 +7,6 @@ Docs: https://pruneloss.github.io/pruneloss/core.html.md"""
 # %% ../nbs/00_core.ipynb #fd76d588
 from __future__ import annotations
 import contextlib, numbers, operator, os, re, sys, tempfile, time, warnings
-from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
 import numpy as np
@@ -20,8 +19,8 @@ warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated',
 
 # %% auto #0
 __all__ = ['DIAG_GGN_RULES', 'PRECISIONS', 'prunable_types', 'prunable_modules', 'prunable_weights', 'n_prunable', 'get_device',
-           'cpu_has_bf16', 'autocast_dtype', 'precision_name', 'plain_data', 'atomic_save', 'safe_load', 'Masks',
-           'global_topk_mask', 'evaluate', 'interactive', 'Progress', 'progress']
+           'cpu_has_bf16', 'autocast_dtype', 'precision_name', 'plain_data', 'atomic_save', 'safe_load', 'MaskApplier',
+           'Masks', 'global_topk_mask', 'evaluate', 'interactive', 'Progress', 'progress']
 
 # %% ../nbs/00_core.ipynb #b3f47636
 DIAG_GGN_RULES = {}  # layer type -> its diagonal-GGN rule; `pruneloss.curvature` registers the built-in ones
@@ -184,6 +183,15 @@ def _as_real(x, name:str) -> float:
     return float(x)
 
 # %% ../nbs/00_core.ipynb #645a1e35
+class MaskApplier:
+    "Zeros a model's pruned weights in place when called: one fused multiply over every layer (the kernel torch's optimisers use)."
+    def __init__(self, masks:dict, model:nn.Module):
+        ws = prunable_weights(model)
+        self.ps = list(ws.values())                                                 # the weights, in `prunable_weights` order
+        self.ms = [masks[n].to(device=p.device, dtype=p.dtype) for n, p in ws.items()]   # their masks as 0/1 in each weight's dtype
+    @torch.no_grad()
+    def __call__(self): torch._foreach_mul_(self.ps, self.ms)
+
 class Masks(dict):
     "Binary masks (True = kept) for the prunable weights of a model, keyed like `prunable_weights`."
     def __reduce__(self): return (Masks, (dict(self),))   # pickled as Masks(plain dict): `torch.load(weights_only=True)` reads it
@@ -229,15 +237,9 @@ class Masks(dict):
         return Masks({n: m.to(device) for n, m in self.items()})
 
     def applier(self, model:nn.Module, # the network whose weights it will zero
-               ) -> Callable[[], None]:
-        "A function zeroing `model`'s pruned weights in place, cheap enough for every optimiser step: the one path that applies masks."
-        self.check(model)
-        ws = prunable_weights(model)
-        ps = list(ws.values())
-        ms = [self[n].to(device=p.device, dtype=p.dtype) for n, p in ws.items()]   # 0/1 in each weight's dtype
-        @torch.no_grad()
-        def _apply(): torch._foreach_mul_(ps, ms)   # one fused multiply over all layers (torch's optimisers use the same kernel)
-        return _apply
+               ) -> MaskApplier:
+        "A callable zeroing `model`'s pruned weights in place, cheap enough for every optimiser step: the one path that applies masks."
+        return MaskApplier(self.check(model), model)
 
     def apply(self, model:nn.Module, # the network, changed in place
              ) -> nn.Module:

@@ -273,8 +273,10 @@ class MaskCallback(Callback):
         self.masks = masks
     def before_fit(self):
         from pruneloss.core import Masks
-        self._apply_weights = Masks(self.masks).applier(self.model)   # the library's one mask-applying path
+        self.applier = Masks(self.masks).applier(self.model)   # the library's one mask-applying path
+        self.ps, self.ms = self.applier.ps, self.applier.ms     # the weights and their 0/1 masks (subclasses may replace `ms`)
         self._apply_weights()
+    def _apply_weights(self): self.applier.ms = self.ms; self.applier()
     def after_step(self): self._apply_weights()
 
 # %% ../nbs/06_finetune.ipynb #ceb2c92e

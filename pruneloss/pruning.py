@@ -6,7 +6,7 @@ Docs: https://pruneloss.github.io/pruneloss/pruning.html.md"""
 
 # %% ../nbs/05_pruning.ipynb #70c31336
 from __future__ import annotations
-import copy, inspect, time
+import copy, inspect, math, time
 from collections.abc import Callable, Iterable
 import numpy as np
 import pandas as pd
