@@ -16,20 +16,12 @@ One row per finished run is appended to the CSV (a rerun skips the runs already 
 import argparse, copy, csv, math, os, time
 from pathlib import Path
 import torch
+from precision_accuracy import subset   # benchmarks/precision_accuracy.py: a fixed random subset of the training split
 
 CRITERIA = ('MP', 'LM', 'QM', 'OBD')
 FIELDS = ['kind', 'criterion', 'lam', 'seed', 'epochs', 'n_train', 'dense_epochs', 'stages', 'start', 'end', 'n_examples',
           'target_sparsity', 'sparsity', 'loss_after_prune', 'train_loss', 'train_error', 'valid_loss', 'valid_error',
           'test_loss', 'test_error', 't_curvature', 'seconds']
-
-def subset(dls, n, seed=0):
-    "`dls` with its training split cut to a fixed random subset of `n` images (for smoke tests)."
-    from pruneloss.data import TensorDL, TensorPair, PaperDataLoaders
-    tr = dls.train; ds = tr.dataset
-    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    sub = TensorDL(TensorPair(ds.x[idx], ds.y[idx]), bs=tr.bs, shuffle=True, after_batch=tr.after_batch, device=tr.device)
-    out = PaperDataLoaders(sub, dls.valid, dls.test, device=dls.device); out.info, out.norm = dict(dls.info, n_train=n), dls.norm
-    return out
 
 def measure(model, dls) -> dict:
     from pruneloss.core import evaluate
