@@ -230,6 +230,54 @@ def _check_finite(model:nn.Module):
             raise ValueError(f"Parameter '{n}' holds {int((~torch.isfinite(p)).sum())} NaN or infinite value(s) of {p.numel()}: "
                              "prune needs a finite model; check the run that produced it.")
 
+def _start_masks(model, masks, sparsity, n_stages, schedule, caps, D) -> tuple[Masks, list]:
+    "The masks to start from (all kept by default) and the stages' cumulative sparsities, checked to fit together."
+    dev = next(iter(prunable_weights(model).values())).device
+    if masks is not None and not isinstance(masks, dict): raise TypeError(f"masks must be a Masks (a dict of bool tensors), got {type(masks).__name__}.")
+    masks = Masks.ones(model) if masks is None else Masks(masks).check(model).to(dev)
+    k_final = round(D * sparsity); left = k_final - masks.n_pruned
+    if left < 0: raise ValueError(f"The starting masks already prune {masks.n_pruned} weights, more than the {k_final} of sparsity {sparsity}.")
+    if n_stages > max(1, left):
+        raise ValueError(f"n_stages={n_stages} is more than the {left} weight(s) left to prune (round(D_w·κ) = {k_final} of D_w = {D}"
+                         + (f", {masks.n_pruned} pruned by the starting masks" if masks.n_pruned else "")
+                         + f"): every stage must be able to prune a weight; use n_stages <= {max(1, left)}.")
+    if caps is not None and sum(caps.values()) < k_final:
+        raise ValueError(f"The per-layer limits allow at most {sum(caps.values())} pruned weights, fewer than the {k_final} of sparsity {sparsity}: "
+                         "raise max_sparsity, exclude fewer layers or lower the sparsity.")
+    if caps is not None:
+        over = [n for n in caps if int((~masks[n]).sum()) > caps[n]]
+        if over: raise ValueError(f"The starting masks already prune more of {over} than their per-layer limits allow.")
+    ks = stage_sparsities(sparsity, n_stages, schedule)
+    if round(D * ks[0]) < masks.n_pruned:
+        raise ValueError(f"The starting masks already prune {masks.n_pruned} weights, more than the first stage's {round(D * ks[0])}.")
+    return masks, ks
+
+def _sync(dev):
+    if dev.type == 'cuda': torch.cuda.synchronize(dev)   # honest timings on a GPU
+
+def _one_stage(work, ws, orig, masks, crit, k, caps, batches, quantities) -> tuple[Masks, dict]:
+    "One stage: the original weights under `masks`, g and G there, masks extended to `k` pruned weights; the new masks and the stage's log."
+    with torch.no_grad():
+        for n, p in ws.items(): p.copy_(orig[n])
+    masks.apply(work)                                # the original weights under the current masks
+    dev = next(iter(ws.values())).device
+    t0 = time.perf_counter()
+    grads, ggn = quantities(work, batches) if quantities is not None else (None, None)
+    _sync(dev); t1 = time.perf_counter()
+    before = mean_loss(work, batches) if batches is not None else float('nan')
+    cur = {n: p.detach() for n, p in ws.items()}     # = original ⊙ mask: where g and G were taken
+    t2 = time.perf_counter()
+    new = limited_topk_mask(crit.scores(cur, grads, ggn), k, masks, caps)
+    _sync(dev); t3 = time.perf_counter()
+    pred = crit.predicted_change(cur, grads, ggn, new)
+    t4 = time.perf_counter()
+    new.apply(work)
+    _sync(dev); t5 = time.perf_counter()
+    after = mean_loss(work, batches) if batches is not None else float('nan')
+    return new, dict(predicted_change=pred, loss_before=before, loss_after=after, actual_change=after - before,
+                     n_examples=sum(len(x) for x, _ in batches) if batches is not None else 0,
+                     t_quantities=t1 - t0, t_rank=(t3 - t2) + (t5 - t4))
+
 def prune(model:nn.Module, # trained network; unchanged unless `inplace`
           criterion:str|Criterion, # 'MP', 'OBD', 'LM', 'QM' or a `Criterion`
           sparsity:float, # final sparsity κ in [0, 1) over the prunable weights
@@ -257,39 +305,25 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
     ws0 = prunable_weights(model)
     if not ws0: raise ValueError("The model has no prunable weights (no layer of a type in `DIAG_GGN_RULES`).")
     _check_finite(model)
-    D = n_prunable(model)
-    caps = layer_caps(model, max_sparsity, exclude)
-    w0 = next(iter(ws0.values())); dev = w0.device
-    if masks is not None and not isinstance(masks, dict): raise TypeError(f"masks must be a Masks (a dict of bool tensors), got {type(masks).__name__}.")
-    masks = Masks.ones(model) if masks is None else Masks(masks).check(model).to(dev)
-    k_final = round(D * sparsity); left = k_final - masks.n_pruned
-    if left < 0: raise ValueError(f"The starting masks already prune {masks.n_pruned} weights, more than the {k_final} of sparsity {sparsity}.")
-    if n_stages > max(1, left):
-        raise ValueError(f"n_stages={n_stages} is more than the {left} weight(s) left to prune (round(D_w·κ) = {k_final} of D_w = {D}"
-                         + (f", {masks.n_pruned} pruned by the starting masks" if masks.n_pruned else "")
-                         + f"): every stage must be able to prune a weight; use n_stages <= {max(1, left)}.")
-    if caps is not None and sum(caps.values()) < k_final:
-        raise ValueError(f"The per-layer limits allow at most {sum(caps.values())} pruned weights, fewer than the {k_final} of sparsity {sparsity}: "
-                         "raise max_sparsity, exclude fewer layers or lower the sparsity.")
-    if caps is not None:
-        over = [n for n in caps if int((~masks[n]).sum()) > caps[n]]
-        if over: raise ValueError(f"The starting masks already prune more of {over} than their per-layer limits allow.")
-    ks = stage_sparsities(sparsity, n_stages, schedule)
-    if round(D * ks[0]) < masks.n_pruned:
-        raise ValueError(f"The starting masks already prune {masks.n_pruned} weights, more than the first stage's {round(D * ks[0])}.")
+    D, caps = n_prunable(model), layer_caps(model, max_sparsity, exclude)
+    masks, ks = _start_masks(model, masks, sparsity, n_stages, schedule, caps, D)
     needs = crit.needs_grad or crit.needs_ggn
     if data is None and needs: raise ValueError(f"{crit.name} needs examples: pass data=.")
     _check_curv_kwargs(curv_kwargs, quantities_fn)
-    gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    next_batches = stage_examples(data, n_examples, batch_size, gen, dev, w0.dtype) if data is not None else None
+    w0 = next(iter(ws0.values())); dev = w0.device
     if needs and quantities_fn is None:
         from pruneloss.curvature import ESTIMATORS
         if estimator not in ESTIMATORS: raise ValueError(f"Unknown estimator {estimator!r}; choose one of {list(ESTIMATORS)}.")
-    qfn = quantities_fn or _quantities
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None          # the example draws
+    next_batches = stage_examples(data, n_examples, batch_size, gen, dev, w0.dtype) if data is not None else None
     cgen = None
-    if seed is not None: cgen = torch.Generator(device=dev); cgen.manual_seed(seed)
+    if seed is not None: cgen = torch.Generator(device=dev); cgen.manual_seed(seed)  # the Monte-Carlo labels
+    qfn = quantities_fn or _quantities
+    def quantities(work, batches):
+        return qfn(work, batches, estimator=estimator, mc_samples=mc_samples, grad=crit.needs_grad, ggn=crit.needs_ggn,
+                   generator=cgen, **curv_kwargs)
 
-    # the original weights: the caller's own (untouched) parameters, or a copy when we prune in place
+    # --- the stages, on the caller's model (restored if anything fails) or on a copy
     orig = {n: p.detach().clone() if inplace else p.detach() for n, p in ws0.items()}
     work = model if inplace else copy.deepcopy(model)
     ws = prunable_weights(work)
@@ -298,35 +332,9 @@ def prune(model:nn.Module, # trained network; unchanged unless `inplace`
     try:
         shown = Progress(n_stages, 'pruning stages', every=10, leave=False) if progress else None   # a bar, or lines in a log
         for i in range(n_stages):
-            with torch.no_grad():
-                for n, p in ws.items(): p.copy_(orig[n])
-            masks.apply(work)                      # the original weights under the current masks
             batches = next_batches() if next_batches is not None else None
-            t0 = time.perf_counter()
-            grads = ggn = None
-            if needs:
-                grads, ggn = qfn(work, batches, estimator=estimator, mc_samples=mc_samples,
-                                 grad=crit.needs_grad, ggn=crit.needs_ggn, generator=cgen, **curv_kwargs)
-            if dev.type == 'cuda': torch.cuda.synchronize(dev)
-            t1 = time.perf_counter()
-            before = mean_loss(work, batches) if batches is not None else float('nan')
-            cur = {n: p.detach() for n, p in ws.items()}   # = original ⊙ mask: where g and G were taken
-            t2 = time.perf_counter()
-            k = round(D * ks[i])
-            new = limited_topk_mask(crit.scores(cur, grads, ggn), k, masks, caps)
-            if dev.type == 'cuda': torch.cuda.synchronize(dev)
-            t3 = time.perf_counter()
-            pred = crit.predicted_change(cur, grads, ggn, new)
-            t4 = time.perf_counter()
-            new.apply(work)
-            if dev.type == 'cuda': torch.cuda.synchronize(dev)
-            t5 = time.perf_counter()
-            after = mean_loss(work, batches) if batches is not None else float('nan')
-            masks = new
-            rows.append(dict(stage=i + 1, target_sparsity=ks[i], sparsity=masks.n_pruned / D, n_pruned=masks.n_pruned,
-                             predicted_change=pred, loss_before=before, loss_after=after, actual_change=after - before,
-                             n_examples=sum(len(x) for x, _ in batches) if batches is not None else 0,
-                             t_quantities=t1 - t0, t_rank=(t3 - t2) + (t5 - t4)))
+            masks, row = _one_stage(work, ws, orig, masks, crit, round(D * ks[i]), caps, batches, quantities if needs else None)
+            rows.append(dict(stage=i + 1, target_sparsity=ks[i], sparsity=masks.n_pruned / D, n_pruned=masks.n_pruned, **row))
             if shown is not None: shown.update(i + 1)
     except BaseException:
         if inplace:
