@@ -20,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from pruneloss.core import set_seed, get_device
+from pruneloss.core import get_device
+from fastai.torch_core import set_seed
 from pruneloss.data import mnist_dls, ExampleSampler
 from pruneloss.experiments import PAPER_SPARSITY
 from pruneloss.export import save_export, load_export, to_inference, compare_latency

@@ -11,7 +11,8 @@ import torch
 from torch.nn.utils import prune as tprune
 from fastai.callback.core import Callback, CancelFitException
 from fastai.data.core import DataLoaders
-from pruneloss.core import set_seed, get_device, prunable_weights, prunable_modules
+from pruneloss.core import get_device, prunable_weights, prunable_modules
+from fastai.torch_core import set_seed
 from pruneloss.data import TensorDL, TensorPair
 from pruneloss.models import get_model
 from pruneloss.finetune import paper_learner, MaskCallback

@@ -9,7 +9,8 @@ Target: ranking and masking under 10% of a stage's time on VGG11.
 """
 import argparse, time
 import torch
-from pruneloss.core import get_device, set_seed, n_prunable
+from pruneloss.core import get_device, n_prunable
+from fastai.torch_core import set_seed
 from pruneloss.models import MLP, VGG11
 from pruneloss.pruning import prune
 
