@@ -246,7 +246,7 @@ class Resume(Callback):
         if hasattr(rec, '_n_float'): rec._n_float = len(rec.losses)
         rec.smooth_loss.count, rec.smooth_loss.val = st['smooth_loss']
         for cb in self.learn.cbs:
-            if isinstance(cb, KeepBest): cb.best, cb.best_epoch, cb.best_state = st['keep_best']
+            if isinstance(cb, KeepBest) and st['keep_best'] is not None: cb.best, cb.best_epoch, cb.best_state = st['keep_best']
         self.learn.train_iter, self.learn.pct_train = st['train_iter'], st['pct_train']
         _set_rng_state(st['rng'], self.dls)
         self.learn.first_epoch = self.resumed_from = st['epoch'] + 1
