@@ -34,21 +34,26 @@ METHODS = ['plain', 'pruneloss exact', 'pruneloss mc1', 'backpack exact', 'backp
 def _rss_bytes():
     with open('/proc/self/statm') as f: return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
 
-def child(model_name, method, repeats, threads, warmup):
-    "Run one measurement in this process and print a JSON line."
+def _setup(model_name, threads):
+    "The network (eval mode), a fixed batch, and a plain forward+backward on it: what every measurement starts from."
     import torch, torch.nn.functional as F
-    from torch import nn
     from pruneloss.models import get_model
-    from pruneloss.curvature import grad_and_diag_ggn, time_split
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     shape, n = MODELS[model_name]
     model = get_model(model_name).eval()
     x, y = torch.randn(n, *shape), torch.randint(0, 10, (n,))
-    split = None
     def plain():
         model.zero_grad(set_to_none=True)
         F.cross_entropy(model(x), y).backward()
+    return model, x, y, plain
+
+def child(model_name, method, repeats, threads, warmup):
+    "Run one measurement in this process and print a JSON line."
+    from torch import nn
+    from pruneloss.curvature import grad_and_diag_ggn, time_split
+    model, x, y, plain = _setup(model_name, threads)
+    split = None
     if method == 'plain': run = plain
     elif method.startswith('pruneloss'):
         est = 'exact' if method.endswith('exact') else 'mc'
@@ -84,17 +89,8 @@ def child(model_name, method, repeats, threads, warmup):
 
 def child_ratios(model_name, repeats, threads):
     "Plain, exact and MC(1) interleaved in this process; print a JSON line with per-round times and time splits."
-    import torch, torch.nn.functional as F
-    from pruneloss.models import get_model
     from pruneloss.curvature import grad_and_diag_ggn, time_split
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    shape, n = MODELS[model_name]
-    model = get_model(model_name).eval()
-    x, y = torch.randn(n, *shape), torch.randint(0, 10, (n,))
-    def plain():
-        model.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
+    model, x, y, plain = _setup(model_name, threads)
     runs = {'plain': plain, 'exact': lambda: grad_and_diag_ggn(model, [(x, y)], 'exact'),
             'mc1': lambda: grad_and_diag_ggn(model, [(x, y)], 'mc', mc_samples=1)}
     for f in runs.values(): f()   # warm-up
