@@ -23,13 +23,13 @@ import torch.nn.functional as F
 from pruneloss.core import get_device
 from fastai.torch_core import set_seed
 from pruneloss.data import mnist_dls, ExampleSampler
-from pruneloss.experiments import PAPER_SPARSITY
 from pruneloss.export import save_export, load_export, to_inference, compare_latency
 from pruneloss.finetune import save_checkpoint
-from pruneloss.models import get_model
+from pruneloss.models import get_model, NETWORKS, PAPER_SPARSITY
+from pruneloss.data import DATA_SPECS
 from pruneloss.pruning import prune
 
-SHAPES = {'MLP': (1, 28, 28), 'VGG11': (3, 32, 32), 'PreActResNet18': (3, 32, 32)}
+SHAPES = {n: DATA_SPECS[s.data].input_shape for n, s in NETWORKS.items()}
 
 def pruned_mlp(epochs, device, seed=1111):
     "The MLP trained `epochs` epochs on MNIST and pruned with QM in 14 stages to the paper's sparsity."

@@ -13,7 +13,8 @@ from fastai.callback.core import Callback, CancelFitException
 from fastai.data.core import DataLoaders
 from pruneloss.core import get_device, prunable_weights, prunable_modules
 from fastai.torch_core import set_seed
-from pruneloss.data import TensorDL, TensorPair
+from torch.utils.data import TensorDataset
+from pruneloss.data import TensorDL
 from pruneloss.models import get_model
 from pruneloss.finetune import paper_learner, MaskCallback
 
@@ -67,7 +68,7 @@ def main():
         steps = a.steps or (200 if arch == 'MLP' else 10)
         n = (a.warmup + steps + 1) * 100      # one epoch covers every timed step: no validation inside the timing
         x, y = torch.randn(n, *shape), torch.randint(0, 10, (n,))
-        dl = lambda: TensorDL(TensorPair(x, y), bs=100, shuffle=True, drop_last=True, device=dev)
+        dl = lambda: TensorDL(TensorDataset(x, y), bs=100, shuffle=True, drop_last=True, device=dev)
         dls = DataLoaders(dl(), dl(), device=dev)
         base = get_model(arch).to(dev)
         masks = random_masks(base)

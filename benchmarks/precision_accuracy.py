@@ -13,10 +13,11 @@ RUNS = [('MLP', 1111, 100), ('MLP', 1112, 100), ('VGG11', 1111, 3)]
 
 def subset(dls, n, seed=0):
     "`dls` with its training split cut to a fixed random subset of `n` images."
-    from pruneloss.data import TensorDL, TensorPair, PaperDataLoaders
+    from torch.utils.data import TensorDataset
+    from pruneloss.data import TensorDL, PaperDataLoaders
     tr = dls.train; ds = tr.dataset
     idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    sub = TensorDL(TensorPair(ds.x[idx], ds.y[idx]), bs=tr.bs, shuffle=True, after_batch=tr.after_batch, device=tr.device)
+    sub = TensorDL(TensorDataset(ds.tensors[0][idx], ds.tensors[1][idx]), bs=tr.bs, shuffle=True, after_batch=tr.after_batch, device=tr.device)
     out = PaperDataLoaders(sub, dls.valid, dls.test, device=dls.device); out.info, out.norm = dict(dls.info, n_train=n), dls.norm
     return out
 

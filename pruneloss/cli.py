@@ -13,12 +13,15 @@ import torch
 import pruneloss
 from .core import Masks, get_device, n_prunable, prunable_weights, evaluate, safe_load, atomic_save, plain_data, PRECISIONS
 from .data import ExampleSampler
-from .models import MODELS
+from .models import NETWORKS
+from .data import DATA_SPECS
+from .criteria import CRITERIA
+from .curvature import ESTIMATORS
 from .pruning import prune, sparsity_report
 from .finetune import finetune, load_checkpoint, save_checkpoint
 from fastai.torch_core import set_seed
 from .experiments import (ExperimentConfig, dense_model, dense_key, run_dls, load_configs, run_sweep, ResultStore,
-                                   atomic_file, ray_reachable, DATASETS)
+                                   atomic_file, ray_reachable)
 from .export import save_export, load_export, to_inference, compare_latency, information_floor
 
 
@@ -124,7 +127,7 @@ def _source_config(a, info:dict|None, source:str) -> ExperimentConfig:
 def _model_and_dls(a, source:str, check=None):
     "A model from a checkpoint file or a network name, with the `DataLoaders` it was trained on; `check(cfg)` runs before any training."
     p = Path(source)
-    if p.is_dir(): raise CLIError(f"{p} is a folder; give a checkpoint file or a network name ({', '.join(MODELS)}).")
+    if p.is_dir(): raise CLIError(f"{p} is a folder; give a checkpoint file or a network name ({', '.join(NETWORKS)}).")
     if p.suffix in ('.pt', '.pth') or p.exists():
         if not p.exists(): raise CLIError(f"No checkpoint file {p}.")
         model, info = load_checkpoint(p, device=a.device)
@@ -136,7 +139,7 @@ def _model_and_dls(a, source:str, check=None):
         model, _ = dense_model(cfg, cache=a.cache, data_path=a.data, device=a.device, progress=True)
     return model, run_dls(cfg, a.data, a.device), cfg
 
-def _input_shape(dls): return tuple(dls.train.dataset.x.shape[1:])
+def _input_shape(dls): return tuple(dls.train.dataset.tensors[0].shape[1:])
 
 def cmd_train(a):
     "Train (or load from the cache) a dense network and print its record."
@@ -325,19 +328,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest='command', required=True, metavar='{train,prune,finetune,sweep,report,export,run-exported,demo}')
 
     s = sub.add_parser('train', parents=[common], help='train a dense network (cached)', description=cmd_train.__doc__)
-    s.add_argument('network', choices=list(MODELS))
+    s.add_argument('network', choices=list(NETWORKS))
     s.add_argument('--epochs', type=_at_least(0), help="training epochs (default: the paper's)")
     s.add_argument('--out', help='also save the checkpoint to this file')
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser('prune', parents=[common], help='prune a network', description=cmd_prune.__doc__)
     s.add_argument('source', help='a checkpoint file, or a network name (its cached dense network)')
-    s.add_argument('--criterion', default='QM', type=str.upper, choices=['MP', 'OBD', 'LM', 'QM'])
+    s.add_argument('--criterion', default='QM', type=str.upper, choices=list(CRITERIA))
     s.add_argument('--sparsity', type=float, help="target sparsity in [0, 1) (default: the paper's for the network)")
     s.add_argument('--stages', type=_at_least(1), default=1, help='number of pruning stages')
     s.add_argument('--schedule', default='geometric', choices=['geometric', 'linear'])
     s.add_argument('--lam', type=float, default=0., help='step-size regulariser λ >= 0')
-    s.add_argument('--estimator', default='exact', choices=['exact', 'mc', 'efisher'])
+    s.add_argument('--estimator', default='exact', choices=list(ESTIMATORS))
     s.add_argument('--n-examples', type=_at_least(1), default=1000, help='training examples per stage')
     s.add_argument('--train-epochs', type=_at_least(0), help='epochs of the dense network when SOURCE is a name')
     s.add_argument('--out', help='save the masks, and the network they were made for, to this file')
@@ -402,8 +405,6 @@ def demo(argv=None) -> int:
 # %% ../nbs/09_cli.ipynb #181b2c8f
 from types import SimpleNamespace
 
-_INPUT_SHAPES = {'MNIST': (1, 28, 28), 'CIFAR10': (3, 32, 32)}   # one example of each data set, without the batch
-
 def _shape_arg(s:str) -> tuple[int, ...]:
     "An argparse type: comma-separated positive integers, e.g. 1,28,28."
     try: out = tuple(int(v) for v in s.split(','))
@@ -414,7 +415,7 @@ def _shape_arg(s:str) -> tuple[int, ...]:
 def _network_input(arch:str, given) -> tuple[int, ...]:
     "The input shape of `arch`: `given` (--input-shape), else that of the data set the paper trains it on."
     if given: return tuple(given)
-    shape = next((_INPUT_SHAPES[d] for d, ns in DATASETS.items() if arch in ns and d in _INPUT_SHAPES), None)
+    shape = DATA_SPECS[NETWORKS[arch].data].input_shape if arch in NETWORKS else None
     if shape is None: raise CLIError(f"No known input shape for a {arch}: pass --input-shape, e.g. 3,32,32.")
     return shape
 

@@ -13,11 +13,15 @@ from torch import Tensor
 from .core import safe_load, atomic_save   # before fastai: core silences its import-time FutureWarning
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
+from torch.utils.data import TensorDataset
+from torchvision.transforms import v2
+from dataclasses import dataclass
+from typing import Callable
 
 # %% auto #0
-__all__ = ['MNIST_MD5', 'CIFAR10_CLASSES', 'CIFAR10_STATS', 'data_dir', 'cache_dir', 'DataMissingError', 'load_mnist',
-           'load_cifar10', 'TensorPair', 'TensorDL', 'Normalize', 'PadCropFlip', 'BatchTfm', 'PaperDataLoaders',
-           'mnist_split', 'mnist_dls', 'cifar10_split', 'cifar10_dls', 'ExampleSampler']
+__all__ = ['MNIST_MD5', 'CIFAR10_CLASSES', 'CIFAR10_STATS', 'DATA_SPECS', 'data_dir', 'cache_dir', 'DataMissingError',
+           'load_mnist', 'load_cifar10', 'TensorDL', 'normalizer', 'PadCropFlip', 'BatchTfm', 'PaperDataLoaders',
+           'mnist_split', 'mnist_dls', 'cifar10_split', 'cifar10_dls', 'ExampleSampler', 'DataSpec', 'register_data']
 
 # %% ../nbs/01_data.ipynb #5a41e5c0
 def _cache_home() -> Path:
@@ -164,16 +168,8 @@ def load_cifar10(path=None, # data folder (see `data_dir`)
                                "cifar10-jpeg.tar.gz (the offline copy)") + f" (download failed: {e})") from None
 
 # %% ../nbs/01_data.ipynb #c48a0548
-class TensorPair:
-    "A data set of two aligned tensors (images, labels), indexable item by item or by an index tensor."
-    def __init__(self, x:Tensor, y:Tensor):
-        if len(x) != len(y): raise ValueError(f"{len(x)} images but {len(y)} labels.")
-        self.x, self.y = x, y
-    def __len__(self): return len(self.x)
-    def __getitem__(self, i): return self.x[i], self.y[i]
-
 class TensorDL(DataLoader):
-    "A fastai `DataLoader` that slices whole batches out of a `TensorPair` (in the main process: no workers needed)."
+    "A fastai `DataLoader` that slices whole batches out of a `TensorDataset` (in the main process: no workers needed)."
     def __init__(self, dataset=None, num_workers=0, **kwargs): super().__init__(dataset, num_workers=num_workers, **kwargs)
     def create_batches(self, samps):
         idx = torch.as_tensor(list(samps), dtype=torch.long)
@@ -183,14 +179,11 @@ class TensorDL(DataLoader):
             yield self.dataset[b]
 
 # %% ../nbs/01_data.ipynb #75080cc9
-class Normalize:
-    "uint8 images → float, scaled to [0, 1], minus `mean`, divided by `std` (per channel)."
-    def __init__(self, mean, std):
-        self.mean, self.std = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
-    def __call__(self, x:Tensor) -> Tensor:
-        m, s = self.mean.to(x.device).view(1, -1, 1, 1), self.std.to(x.device).view(1, -1, 1, 1)
-        return (x.float() / 255. - m) / s
-    def __repr__(self): return f"Normalize(mean={self.mean.tolist()}, std={self.std.tolist()})"
+def normalizer(mean, # per-channel means of the [0, 1]-scaled images
+               std, # per-channel standard deviations
+              ) -> v2.Compose:
+    "uint8 images → floats in [0, 1] → minus `mean`, divided by `std` per channel: torchvision's transforms, applied to a whole batch on its device."
+    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
 
 class PadCropFlip:
     "Random crop of the image zero-padded by `pad` back to its size, and a random horizontal flip, per image."
@@ -209,7 +202,7 @@ class PadCropFlip:
 
 class BatchTfm:
     "The `after_batch` of our loaders: optional augmentation of the uint8 images, then normalisation."
-    def __init__(self, norm:Normalize, aug=None): self.norm, self.aug = norm, aug
+    def __init__(self, norm, aug=None): self.norm, self.aug = norm, aug
     def __call__(self, b):
         x, y = b
         if self.aug is not None: x = self.aug(x)
@@ -230,10 +223,10 @@ class PaperDataLoaders(DataLoaders):
         dl = self.loaders[i]
         return TensorDL(dl.dataset, bs=bs, shuffle=False, after_batch=BatchTfm(self.norm), device=dl.device)
 
-def _make_dls(splits:dict, norm:Normalize, aug, bs:int, device, info:dict) -> PaperDataLoaders:
-    trn = TensorDL(TensorPair(*splits['train']), bs=bs, shuffle=True, drop_last=False, after_batch=BatchTfm(norm, aug), device=device)
-    val = TensorDL(TensorPair(*splits['valid']), bs=bs, shuffle=False, after_batch=BatchTfm(norm), device=device)
-    tst = TensorDL(TensorPair(*splits['test']), bs=bs, shuffle=False, after_batch=BatchTfm(norm), device=device)
+def _make_dls(splits:dict, norm, aug, bs:int, device, info:dict) -> PaperDataLoaders:
+    trn = TensorDL(TensorDataset(*splits['train']), bs=bs, shuffle=True, drop_last=False, after_batch=BatchTfm(norm, aug), device=device)
+    val = TensorDL(TensorDataset(*splits['valid']), bs=bs, shuffle=False, after_batch=BatchTfm(norm), device=device)
+    tst = TensorDL(TensorDataset(*splits['test']), bs=bs, shuffle=False, after_batch=BatchTfm(norm), device=device)
     dls = PaperDataLoaders(trn, val, tst, device=device)
     dls.info, dls.norm = info, norm
     return dls
@@ -254,7 +247,7 @@ def mnist_dls(path=None, # data folder (see `data_dir`)
     raw = load_mnist(path, download=download)
     x, y = raw['train']; tr, va = mnist_split(seed, len(x))
     xt = x[tr].float() / 255.
-    norm = Normalize([xt.mean().item()], [xt.std().item()])
+    norm = normalizer([xt.mean().item()], [xt.std().item()])
     splits = {'train': (x[tr], y[tr]), 'valid': (x[va], y[va]), 'test': raw['test']}
     return _make_dls(splits, norm, None, bs, get_device(device), dict(name='MNIST', seed=seed, source='original'))
 
@@ -279,13 +272,13 @@ def cifar10_dls(path=None, # data folder (see `data_dir`)
     x, y = raw['train']; tr, va = cifar10_split(y, source)
     splits = {'train': (x[tr], y[tr]), 'valid': (x[va], y[va]), 'test': raw['test']}
     aug = PadCropFlip(4) if augment else None
-    return _make_dls(splits, Normalize(*CIFAR10_STATS), aug, bs, get_device(device), dict(name='CIFAR10', source=source))
+    return _make_dls(splits, normalizer(*CIFAR10_STATS), aug, bs, get_device(device), dict(name='CIFAR10', source=source))
 
 # %% ../nbs/01_data.ipynb #cbd0d936
 class ExampleSampler:
     "Each call draws `n` fresh training examples (no augmentation) as a list of (x, y) batches of size `bs`."
-    def __init__(self, data:TensorPair, # the training images (uint8) and labels
-                 tfm, # uint8 images → network inputs, e.g. a `Normalize`
+    def __init__(self, data:TensorDataset, # the training images (uint8) and labels
+                 tfm, # uint8 images → network inputs, e.g. a `normalizer`
                  n:int=1000, # examples per draw
                  bs:int=1000, # batch size of the returned batches
                  seed:int=0, # seed of the sampler's own generator
@@ -303,6 +296,38 @@ class ExampleSampler:
 
     def __call__(self) -> list[tuple[Tensor, Tensor]]:
         idx = torch.randperm(len(self.data), generator=self.gen)[:self.n]
-        return [(self.tfm(self.data.x[i].to(self.device)), self.data.y[i].to(self.device)) for i in idx.split(self.bs)]
+        x, y = self.data.tensors
+        return [(self.tfm(x[i].to(self.device)), y[i].to(self.device)) for i in idx.split(self.bs)]
 
     def __repr__(self): return f"ExampleSampler(n={self.n}, bs={self.bs}, from {len(self.data)} examples)"
+
+# %% ../nbs/01_data.ipynb #ca0903b5
+@dataclass(frozen=True)
+class DataSpec:
+    "A data set the experiments can load by name."
+    dls:Callable # `dls(path, device=..., [seed=...])` -> `PaperDataLoaders` (train, valid, test)
+    input_shape:tuple # one input, without the batch
+    seeded_split:bool=False # the validation split is drawn from the run's seed (passed as `seed=`)
+
+    def load(self, path=None, # data folder (see `data_dir`)
+             seed:int=1111, # the run's seed (used when `seeded_split`)
+             device=None, # device of the batches
+            ) -> PaperDataLoaders:
+        "The loaders of this data set for a run with `seed`."
+        return self.dls(path, device=device, **({'seed': seed} if self.seeded_split else {}))
+
+DATA_SPECS = {}
+
+def register_data(name:str, # the name configs and networks use
+                  spec:DataSpec, # how to load it
+                  replace:bool=False, # allow replacing a data set of the same name
+                 ) -> DataSpec:
+    "Make `name` a data set that networks, configs and the command line can use."
+    if not isinstance(name, str) or not name: raise ValueError(f"A data set's name is a non-empty string, got {name!r}.")
+    if not isinstance(spec, DataSpec): raise TypeError(f"register_data expects a DataSpec, got {type(spec).__name__}.")
+    if name in DATA_SPECS and not replace: raise ValueError(f"A data set {name!r} is already registered: pass replace=True to replace it.")
+    DATA_SPECS[name] = spec
+    return spec
+
+register_data('MNIST', DataSpec(mnist_dls, (1, 28, 28), seeded_split=True))
+register_data('CIFAR10', DataSpec(cifar10_dls, (3, 32, 32)))

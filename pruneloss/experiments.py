@@ -14,22 +14,19 @@ import pandas as pd
 import torch
 from fastcore.basics import patch
 from .core import get_device, evaluate, PRECISIONS, autocast_dtype, precision_name, Progress, interactive
-from .models import MODELS
+from .models import NETWORKS, MODELS, DATASETS, PAPER_SPARSITY, PAPER_RECIPES, SMOKE_BUDGETS, Recipe
+from .curvature import ESTIMATORS
 from .criteria import CRITERIA
 from .pruning import SCHEDULES, prune
-from .finetune import PAPER_RECIPES, Recipe, train_dense, finetune, save_checkpoint, load_checkpoint, versions
+from .finetune import train_dense, finetune, save_checkpoint, load_checkpoint, versions
 
 # %% auto #0
-__all__ = ['DATASETS', 'ESTIMATORS', 'PAPER_SPARSITY', 'PAPER_LAMBDAS', 'PAPER_STAGES', 'PAPER_SEEDS', 'SMOKE_BUDGETS',
-           'ExperimentConfig', 'to_toml', 'atomic_file', 'read_config_file', 'write_config_file', 'parse_overrides',
-           'expand_grid', 'Grid', 'load_configs', 'checkpoint_dir', 'run_recipe', 'dense_key', 'dense_path',
-           'file_lock', 'run_dls', 'measure', 'dense_model', 'run_experiment', 'ResultStore', 'pending', 'run_sweep',
-           'ray_reachable']
+__all__ = ['PAPER_LAMBDAS', 'PAPER_STAGES', 'PAPER_SEEDS', 'ExperimentConfig', 'to_toml', 'atomic_file', 'read_config_file',
+           'write_config_file', 'parse_overrides', 'expand_grid', 'Grid', 'load_configs', 'checkpoint_dir',
+           'run_recipe', 'dense_key', 'dense_path', 'file_lock', 'run_dls', 'measure', 'dense_model', 'run_experiment',
+           'ResultStore', 'pending', 'run_sweep', 'ray_reachable']
 
 # %% ../nbs/07_experiments.ipynb #25e51df1
-DATASETS = {'MNIST': ('MLP',), 'CIFAR10': ('VGG11', 'PreActResNet18')}
-ESTIMATORS = ('exact', 'mc', 'efisher')
-PAPER_SPARSITY = {'MLP': 1 - 0.8**20, 'VGG11': 1 - 0.8**14, 'PreActResNet18': 1 - 0.8**14}
 PAPER_LAMBDAS = (0., 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1., 10., 100.)
 PAPER_STAGES = (1, 14, 140)
 PAPER_SEEDS = (1111, 1112, 1113, 1114, 1115)
@@ -94,7 +91,7 @@ class ExperimentConfig:
         if self.estimator not in ESTIMATORS: raise ValueError(f"Unknown estimator {self.estimator!r}; choose one of {ESTIMATORS}.")
         if self.precision not in PRECISIONS: raise ValueError(f"Unknown precision {self.precision!r}; choose one of {PRECISIONS}.")
         if self.sparsity is None: set_('sparsity', PAPER_SPARSITY[self.network])
-        if self.example_bs is None: set_('example_bs', 1000 if self.data == 'MNIST' else 100)
+        if self.example_bs is None: set_('example_bs', NETWORKS[self.network].example_bs)
         for k in ('train_epochs', 'finetune_epochs'):    # None: the paper's budget, written out (same run, same run_id)
             if getattr(self, k) is None: set_(k, PAPER_RECIPES[self.network].epochs)
         set_('sparsity', float(self.sparsity)); set_('lam', float(self.lam))
@@ -299,12 +296,6 @@ def load_configs(path, # a .toml/.yaml file: one run's fields, or a [base] + [gr
     return cfgs
 
 # %% ../nbs/07_experiments.ipynb #e499275e
-SMOKE_BUDGETS = {   # per network: a slice of the data and short budgets (minutes on 2 CPU cores)
-    'MLP': dict(train_epochs=2, finetune_epochs=1, n_train=5000, n_eval=2000),
-    'VGG11': dict(train_epochs=2, finetune_epochs=1, n_train=1000, n_eval=500, n_examples=50, example_bs=50),
-    'PreActResNet18': dict(train_epochs=1, finetune_epochs=1, n_train=500, n_eval=250, n_examples=20, example_bs=20),
-}
-
 @classmethod
 def _smoke(cls, network:str='MLP', # the network, with the paper's sparsity
            seed:int=1111, # the one seed
@@ -335,7 +326,8 @@ def dense_key(cfg:ExperimentConfig, # the run
              ) -> dict:
     "Everything the dense network of a run and its cached record depend on: the cache key."
     recipe = {k: v for k, v in asdict(run_recipe(cfg)).items() if k != 'epochs'}
-    return dict(network=cfg.network, data=cfg.data, seed=cfg.seed, train_epochs=cfg.train_epochs,
+    version = NETWORKS[cfg.network].version   # only from version 2 on: the keys (and cached networks) of version 1 stay as they were
+    return dict(network=cfg.network, data=cfg.data, seed=cfg.seed, train_epochs=cfg.train_epochs, **({'version': version} if version != 1 else {}),
                 n_train=cfg.n_train,   # the examples it is trained on, and measured on
                 n_eval=cfg.n_eval,     # the validation examples pick its best epoch; valid/test metrics are measured on them
                 recipe=recipe,         # the training recipe (a change of the library's recipe is a new network)
@@ -364,11 +356,13 @@ _DLS_CACHE = {}
 
 def _subset_dl(dl, n, shuffle):
     "`dl` cut to `n` examples: a fixed random subset (seed 0, kept in order), so class-ordered data (the CIFAR-10 JPEG copy) keep every class."
-    from pruneloss.data import TensorDL, TensorPair
+    from torch.utils.data import TensorDataset
+    from pruneloss.data import TensorDL
     ds = dl.dataset
     if n is not None and n < len(ds):
         idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:n].sort().values
-        ds = TensorPair(ds.x[idx.to(ds.x.device)], ds.y[idx.to(ds.y.device)])
+        x, y = ds.tensors
+        ds = TensorDataset(x[idx.to(x.device)], y[idx.to(y.device)])
     return TensorDL(ds, bs=dl.bs, shuffle=shuffle, drop_last=False, after_batch=dl.after_batch, device=dl.device)
 
 def run_dls(cfg:ExperimentConfig, # the run
@@ -376,11 +370,11 @@ def run_dls(cfg:ExperimentConfig, # the run
             device=None, # device of the batches
            ):
     "The run's `DataLoaders` (train, valid, test), cut to `n_train`/`n_eval` examples when the config asks."
-    from pruneloss.data import mnist_dls, cifar10_dls, PaperDataLoaders
-    dev = get_device(device)
-    key = (cfg.data, cfg.seed if cfg.data == 'MNIST' else None, cfg.n_train, cfg.n_eval, str(data_path), str(dev))
+    from pruneloss.data import DATA_SPECS, PaperDataLoaders
+    dev, spec = get_device(device), DATA_SPECS[cfg.data]
+    key = (cfg.data, cfg.seed if spec.seeded_split else None, cfg.n_train, cfg.n_eval, str(data_path), str(dev))
     if key not in _DLS_CACHE:
-        full = mnist_dls(data_path, seed=cfg.seed, device=dev) if cfg.data == 'MNIST' else cifar10_dls(data_path, device=dev)
+        full = spec.load(data_path, seed=cfg.seed, device=dev)
         dls = full
         if cfg.n_train is not None or cfg.n_eval is not None:
             dls = PaperDataLoaders(_subset_dl(full.train, cfg.n_train, True), _subset_dl(full.valid, cfg.n_eval, False),

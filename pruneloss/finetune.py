@@ -25,31 +25,12 @@ from fastai.callback.tracker import TrackerCallback
 from fastai.optimizer import OptimWrapper
 from fastai.metrics import error_rate
 from fastai.torch_core import set_seed
-from .models import get_model
+from .models import get_model, Recipe, PAPER_RECIPES
 
 # %% auto #0
-__all__ = ['PAPER_RECIPES', 'Recipe', 'StepLR', 'KeepBest', 'SeedRun', 'LeanRecorder', 'DeviceAutocast', 'ChannelsLast',
-           'precision_cbs', 'PaperLearner', 'paper_learner', 'Resume', 'MaskCallback', 'versions', 'save_checkpoint',
-           'load_checkpoint', 'fit_recipe', 'train_dense', 'finetune']
-
-# %% ../nbs/06_finetune.ipynb #8f06100c
-@dataclass(frozen=True)
-class Recipe:
-    "A training schedule: SGD with momentum, L2 weight decay, and a step learning-rate decay."
-    lr:float # initial learning rate
-    epochs:int # number of epochs
-    step:int|None=None # multiply the learning rate by `gamma` every `step` epochs (None: constant)
-    gamma:float=0.1 # the decay factor
-    mom:float=0.9 # SGD momentum
-    wd:float=5e-4 # weight decay, applied as L2 in the gradient
-    bs:int=100 # batch size
-    def lr_at(self, epoch:int) -> float:
-        "Learning rate of (0-based) `epoch`."
-        return self.lr * (self.gamma ** (epoch // self.step) if self.step else 1.)
-
-PAPER_RECIPES = {'MLP': Recipe(lr=0.01, epochs=800),
-                 'VGG11': Recipe(lr=0.01, epochs=300, step=60),
-                 'PreActResNet18': Recipe(lr=0.1, epochs=200, step=70)}
+__all__ = ['StepLR', 'KeepBest', 'SeedRun', 'LeanRecorder', 'DeviceAutocast', 'ChannelsLast', 'precision_cbs', 'PaperLearner',
+           'paper_learner', 'Resume', 'MaskCallback', 'versions', 'save_checkpoint', 'load_checkpoint', 'fit_recipe',
+           'train_dense', 'finetune']
 
 # %% ../nbs/06_finetune.ipynb #9db1c5d7
 class StepLR(Callback):

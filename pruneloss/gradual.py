@@ -11,7 +11,8 @@ import pandas as pd
 import torch
 from torch import nn, Tensor
 from .core import prunable_weights, prunable_modules, n_prunable, Masks, _as_int, _as_real
-from .data import TensorPair, ExampleSampler
+from torch.utils.data import TensorDataset
+from .data import ExampleSampler
 from .criteria import Criterion, get_criterion
 from .curvature import grad_and_diag_ggn, ESTIMATORS
 from .pruning import (SCHEDULES, stage_sparsities, stage_examples, mean_loss, layer_caps, limited_topk_mask,
@@ -140,7 +141,7 @@ def _examples(learn, data, n_examples:int, seed:int|None):
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
     if data is not None: return stage_examples(data, n_examples, None, gen, p0.device, p0.dtype)
     ds = getattr(learn.dls.train, 'dataset', None)
-    if isinstance(ds, TensorPair) and hasattr(learn.dls, 'norm'):   # our loaders: fresh examples without augmentation (SPEC §3)
+    if isinstance(ds, TensorDataset) and hasattr(learn.dls, 'norm'):   # our loaders: fresh examples without augmentation (method §3)
         s = ExampleSampler(ds, learn.dls.norm, n=n_examples, bs=min(n_examples, 1000),
                            seed=seed if seed is not None else int(torch.randint(2**31, ()).item()), device=p0.device)
         return lambda: [(x.to(p0.dtype), y) for x, y in s()]

@@ -9,10 +9,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 import torch.nn.functional as F
+from dataclasses import dataclass, field
+from collections.abc import Mapping
 from .core import prunable_weights, n_prunable
+from .data import DATA_SPECS
 
 # %% auto #0
-__all__ = ['VGG11_CFG', 'MODELS', 'MLP', 'VGG11', 'PreActBlock', 'PreActResNet18', 'get_model']
+__all__ = ['VGG11_CFG', 'NETWORKS', 'MODELS', 'PAPER_RECIPES', 'PAPER_SPARSITY', 'SMOKE_BUDGETS', 'DATASETS', 'MLP', 'VGG11',
+           'PreActBlock', 'PreActResNet18', 'Recipe', 'NetworkSpec', 'register_network', 'SpecView', 'get_model']
 
 # %% ../nbs/02_models.ipynb #3171f07f
 class MLP(nn.Sequential):
@@ -44,6 +48,8 @@ class VGG11(nn.Module):
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(c, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
                                         nn.Linear(512, n_classes))
+        for m in self.modules():   # He-normal (fan-in, gain √2), zero biases: PyTorch's default leaves it at chance (see below)
+            if isinstance(m, (nn.Conv2d, nn.Linear)): nn.init.kaiming_normal_(m.weight, nonlinearity='relu'); nn.init.zeros_(m.bias)
     def forward(self, x): return self.classifier(self.features(x))
 
 # %% ../nbs/02_models.ipynb #36e9b115
@@ -86,10 +92,78 @@ class PreActResNet18(nn.Module):
         return self.head_bn(self.head(out)).flatten(1)
 
 # %% ../nbs/02_models.ipynb #9e95c1d6
-MODELS = {'MLP': MLP, 'VGG11': VGG11, 'PreActResNet18': PreActResNet18}
+@dataclass(frozen=True)
+class Recipe:
+    "A training schedule: SGD with momentum, L2 weight decay, and a step learning-rate decay."
+    lr:float # initial learning rate
+    epochs:int # number of epochs
+    step:int|None=None # multiply the learning rate by `gamma` every `step` epochs (None: constant)
+    gamma:float=0.1 # the decay factor
+    mom:float=0.9 # SGD momentum
+    wd:float=5e-4 # weight decay, applied as L2 in the gradient
+    bs:int=100 # batch size
+    def lr_at(self, epoch:int) -> float:
+        "Learning rate of (0-based) `epoch`."
+        return self.lr * (self.gamma ** (epoch // self.step) if self.step else 1.)
 
-def get_model(name:str, # one of `MODELS`: 'MLP', 'VGG11' or 'PreActResNet18'
+@dataclass(frozen=True)
+class NetworkSpec:
+    "One network the experiments know: its class, data set, training recipe, sparsity and budgets."
+    model:type # the `nn.Module` class; `get_model(name, **kwargs)` builds it
+    data:str # the data set it is trained and pruned on: a name in `DATA_SPECS`
+    recipe:Recipe # its dense training recipe (fine-tuning reruns it)
+    sparsity:float # the final sparsity κ of its experiments
+    example_bs:int=100 # examples per forward/backward when a pruning stage computes g and G
+    smoke:dict=field(default_factory=dict) # `Grid.smoke`'s budgets: a slice of the data and short schedules
+    version:int=1 # raise it when the definition or initialisation changes: cached dense networks of older versions are not reused
+
+NETWORKS = {}
+
+def register_network(name:str, # the name configs, checkpoints and the command line use
+                     spec:NetworkSpec, # what it is
+                     replace:bool=False, # allow replacing a network of the same name
+                    ) -> NetworkSpec:
+    "Make `name` a network that configs, grids, checkpoints and the command line can use."
+    if not isinstance(name, str) or not name.isidentifier(): raise ValueError(f"A network's name is an identifier, got {name!r}.")
+    if not isinstance(spec, NetworkSpec): raise TypeError(f"register_network expects a NetworkSpec, got {type(spec).__name__}.")
+    if not (isinstance(spec.model, type) and issubclass(spec.model, nn.Module)):
+        raise TypeError(f"{name}: model must be an nn.Module class, got {spec.model!r}.")
+    if spec.data not in DATA_SPECS: raise ValueError(f"{name}: unknown data set {spec.data!r}; register it first (known: {sorted(DATA_SPECS)}).")
+    if not isinstance(spec.recipe, Recipe): raise TypeError(f"{name}: recipe must be a Recipe, got {type(spec.recipe).__name__}.")
+    if not 0 <= spec.sparsity < 1: raise ValueError(f"{name}: sparsity is a fraction in [0, 1), got {spec.sparsity}.")
+    if name in NETWORKS and not replace: raise ValueError(f"A network {name!r} is already registered: pass replace=True to replace it.")
+    NETWORKS[name] = spec
+    return spec
+
+register_network('MLP', NetworkSpec(MLP, 'MNIST', Recipe(lr=0.01, epochs=800), 1 - 0.8**20, example_bs=1000,
+                                    smoke=dict(train_epochs=2, finetune_epochs=1, n_train=5000, n_eval=2000)))
+register_network('VGG11', NetworkSpec(VGG11, 'CIFAR10', Recipe(lr=0.01, epochs=300, step=60), 1 - 0.8**14, version=2,
+                                      smoke=dict(train_epochs=2, finetune_epochs=1, n_train=1000, n_eval=500, n_examples=50, example_bs=50)))
+register_network('PreActResNet18', NetworkSpec(PreActResNet18, 'CIFAR10', Recipe(lr=0.1, epochs=200, step=70), 1 - 0.8**14,
+                                               smoke=dict(train_epochs=1, finetune_epochs=1, n_train=500, n_eval=250, n_examples=20, example_bs=20)))
+
+class SpecView(Mapping):
+    "A read-only view of one field of every network in `NETWORKS`, by name: it follows `register_network`."
+    def __init__(self, field:str): self.field = field
+    def __getitem__(self, name): return getattr(NETWORKS[name], self.field)
+    def __iter__(self): return iter(NETWORKS)
+    def __len__(self): return len(NETWORKS)
+    def __repr__(self): return repr(dict(self))
+
+class _ByData(Mapping):
+    "Data set name → the names of the networks trained on it, for every data set of `DATA_SPECS`."
+    def __getitem__(self, data): 
+        if data not in DATA_SPECS: raise KeyError(data)
+        return tuple(n for n, s in NETWORKS.items() if s.data == data)
+    def __iter__(self): return iter(DATA_SPECS)
+    def __len__(self): return len(DATA_SPECS)
+    def __repr__(self): return repr(dict(self))
+
+MODELS, PAPER_RECIPES, PAPER_SPARSITY, SMOKE_BUDGETS = (SpecView(f) for f in ('model', 'recipe', 'sparsity', 'smoke'))
+DATASETS = _ByData()
+
+def get_model(name:str, # a name in `NETWORKS`: 'MLP', 'VGG11', 'PreActResNet18' or one registered
               **kwargs):
     "Build the network `name` with `kwargs`."
-    if name not in MODELS: raise ValueError(f"Unknown model {name!r}; choose one of {sorted(MODELS)}.")
-    return MODELS[name](**kwargs)
+    if name not in NETWORKS: raise ValueError(f"Unknown model {name!r}; choose one of {sorted(NETWORKS)}.")
+    return NETWORKS[name].model(**kwargs)

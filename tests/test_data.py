@@ -10,11 +10,11 @@ def test_cifar10_jpeg_copy(jpeg_copy, tmp_path, monkeypatch):
     dls = cifar10_dls(data_path, device='cpu')
     assert dls.info == dict(name='CIFAR10', source='jpeg')
     assert [len(dl.dataset) for dl in dls.loaders] == [45_000, 5_000, 10_000]
-    assert torch.bincount(dls.valid.dataset.y).tolist() == [500] * 10      # class-stratified valid split
-    assert torch.bincount(dls.train.dataset.y).tolist() == [4_500] * 10
-    assert torch.bincount(dls.test.dataset.y).tolist() == [1_000] * 10
+    assert torch.bincount(dls.valid.dataset.tensors[1]).tolist() == [500] * 10      # class-stratified valid split
+    assert torch.bincount(dls.train.dataset.tensors[1]).tolist() == [4_500] * 10
+    assert torch.bincount(dls.test.dataset.tensors[1]).tolist() == [1_000] * 10
     # the paper's normalisation gives roughly standardised channels on this copy
-    x = dls.norm(dls.valid.dataset.x)
+    x = dls.norm(dls.valid.dataset.tensors[0])
     assert x.mean((0, 2, 3)).abs().max() < 0.1 and (x.std((0, 2, 3)) - 1).abs().max() < 0.1
     # train batches are augmented (differ between two passes), valid batches are not
     torch.manual_seed(0); a = dls.train.new(shuffle=False).one_batch()[0]
@@ -24,7 +24,7 @@ def test_cifar10_jpeg_copy(jpeg_copy, tmp_path, monkeypatch):
     # decoded once, then read from the cache
     assert len(list((tmp_path/'cache'/'tensors').glob('cifar10-jpeg-*.pt'))) == 1
     raw2, src = load_cifar10(data_path)
-    assert src == 'jpeg' and torch.equal(raw2['test'][0][:5], dls.test.dataset.x[:5])
+    assert src == 'jpeg' and torch.equal(raw2['test'][0][:5], dls.test.dataset.tensors[0][:5])
 
 @pytest.mark.slow
 def test_cifar10_partial_archive(jpeg_copy, tmp_path, monkeypatch):
@@ -38,7 +38,7 @@ def test_cifar10_partial_archive(jpeg_copy, tmp_path, monkeypatch):
 def test_mnist_seeds_and_missing(data_path, tmp_path):
     a, b = mnist_dls(data_path, seed=1111, device='cpu'), mnist_dls(data_path, seed=1111, device='cpu')
     c = mnist_dls(data_path, seed=1112, device='cpu')
-    assert torch.equal(a.valid.dataset.y, b.valid.dataset.y) and not torch.equal(a.valid.dataset.y, c.valid.dataset.y)
+    assert torch.equal(a.valid.dataset.tensors[1], b.valid.dataset.tensors[1]) and not torch.equal(a.valid.dataset.tensors[1], c.valid.dataset.tensors[1])
     s1, s2 = ExampleSampler.from_dls(a, n=1000, seed=3), ExampleSampler.from_dls(b, n=1000, seed=3)
     assert torch.equal(s1()[0][1], s2()[0][1])
     with pytest.raises(DataMissingError, match=str(tmp_path)): mnist_dls(tmp_path, download=False)

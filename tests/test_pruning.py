@@ -58,10 +58,11 @@ def test_default_curvature_matches_reference():
     assert torch.allclose(torch.tensor(log.predicted_change.values), torch.tensor(log_ref.predicted_change.values), rtol=1e-3, atol=1e-6)
 
 def test_prune_takes_an_example_sampler():
-    from pruneloss.data import ExampleSampler, TensorPair
+    from torch.utils.data import TensorDataset
+    from pruneloss.data import ExampleSampler
     torch.manual_seed(0)
     x = (torch.rand(200, 1, 8, 8) * 255).to(torch.uint8); y = torch.randint(0, 5, (200,))
-    s = ExampleSampler(TensorPair(x, y), lambda t: t.float() / 255, n=20, bs=8, seed=3)
+    s = ExampleSampler(TensorDataset(x, y), lambda t: t.float() / 255, n=20, bs=8, seed=3)
     seen = []
     def spy(model, batches, **kw):
         seen.append(torch.cat([b[1] for b in batches])); return func_quantities(model, batches, **kw)
