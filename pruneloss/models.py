@@ -149,6 +149,8 @@ class SpecView(Mapping):
     def __iter__(self): return iter(NETWORKS)
     def __len__(self): return len(NETWORKS)
     def __repr__(self): return repr(dict(self))
+    def __setitem__(self, name, value):
+        raise TypeError(f"{self.field} views are read-only: add a network with register_network(name, NetworkSpec(...)).")
 
 class _ByData(Mapping):
     "Data set name → the names of the networks trained on it, for every data set of `DATA_SPECS`."
