@@ -154,7 +154,7 @@ class SpecView(Mapping):
 
 class _ByData(Mapping):
     "Data set name → the names of the networks trained on it, for every data set of `DATA_SPECS`."
-    def __getitem__(self, data): 
+    def __getitem__(self, data):
         if data not in DATA_SPECS: raise KeyError(data)
         return tuple(n for n, s in NETWORKS.items() if s.data == data)
     def __iter__(self): return iter(DATA_SPECS)
