@@ -31,8 +31,6 @@ PAPER_LAMBDAS = (0., 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1., 10., 100.)
 PAPER_STAGES = (1, 14, 140)
 PAPER_SEEDS = (1111, 1112, 1113, 1114, 1115)
 
-def _default_data(network): return next((d for d, ns in DATASETS.items() if network in ns), None)
-
 _HINTS = {}   # dataclass → its resolved type hints (resolving them is slow; from_dict calls this once per field)
 
 def _coerce(cls, key, value):
@@ -80,10 +78,10 @@ class ExperimentConfig:
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)
         if not isinstance(self.network, str) or self.network not in MODELS: raise ValueError(f"Unknown network {self.network!r}; choose one of {sorted(MODELS)}.")
-        if self.data is None: set_('data', _default_data(self.network))
+        if self.data is None: set_('data', NETWORKS[self.network].data)
         if self.data not in DATASETS: raise ValueError(f"Unknown data {self.data!r}; choose one of {sorted(DATASETS)}.")
         if self.network not in DATASETS[self.data]:
-            raise ValueError(f"{self.network} does not run on {self.data}; it runs on {_default_data(self.network)}.")
+            raise ValueError(f"{self.network} does not run on {self.data}; it runs on {NETWORKS[self.network].data}.")
         crit = str(self.criterion).upper()
         if crit not in CRITERIA: raise ValueError(f"Unknown criterion {self.criterion!r}; choose one of {sorted(CRITERIA)}.")
         set_('criterion', crit)
