@@ -54,17 +54,26 @@ class SparseLinear(_Sparse):
         super().__init__()
         self.in_features, self.out_features = m.in_features, m.out_features
         self._setup(m, mask, dense_below, None if m.bias is None else m.bias.detach().clone())
+        # Inputs that no kept weight reads (an MLP's border pixels) are never copied: an input that must be transposed
+        # anyway has only the used ones gathered, straight into the (used, N) layout the product wants
+        used = torch.unique(self.weight.col_indices()).long()
+        keep = 0 < used.numel() < self.in_features
+        self.register_buffer('cols', used if keep else None)
+        self.register_buffer('weight_read', _csr(self.weight.to_dense()[:, used], None) if keep else None)
     def forward(self, x):
         x2 = x if x.dim() == 2 else x.reshape(-1, self.in_features)
         if x2.shape[0] < self.dense_below:
             return F.linear(x, self.dense_weight, self.bias)
-        xt = x2.t()
-        if not xt.is_contiguous(): xt = xt.contiguous()   # a no-op after another SparseLinear: its output is a transposed view
-        y = torch.sparse.mm(self.weight, xt)               # (out, N)
-        if self.bias is not None: y.add_(self.bias[:, None])
+        xt, w = x2.t(), self.weight
+        if xt.is_contiguous(): pass                        # after another SparseLinear: its output is a transposed view
+        elif self.cols is not None: xt, w = xt.index_select(0, self.cols), self.weight_read   # (used, N), contiguous
+        else: xt = xt.contiguous()
+        y = torch.sparse.mm(w, xt) if self.bias is None else torch.addmm(self.bias[:, None], w, xt)   # (out, N)
         y = y.t()
         return y if x.dim() == 2 else y.reshape(*x.shape[:-1], self.out_features)
-    def extra_repr(self): return f"in_features={self.in_features}, out_features={self.out_features}, nnz={self._nnz()}, dense_below={self.dense_below}"
+    def extra_repr(self):
+        used = self.in_features if self.cols is None else self.cols.numel()
+        return f"in_features={self.in_features}, out_features={self.out_features}, nnz={self._nnz()}, inputs_read={used}, dense_below={self.dense_below}"
 
 class SparseConv2d(_Sparse):
     "An `nn.Conv2d` (one group, zero padding) as unfold + a CSR matrix product; dense below a batch size if asked."
@@ -86,8 +95,7 @@ class SparseConv2d(_Sparse):
         ho, wo = (h + 2*ph - dh*(kh - 1) - 1) // sh + 1, (w + 2*pw - dw*(kw - 1) - 1) // sw + 1
         if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0): cols = x.transpose(0, 1).reshape(self.in_channels, -1)
         else: cols = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride).transpose(0, 1).reshape(-1, n * ho * wo)
-        y = torch.sparse.mm(self.weight, cols)          # (out, N·H·W)
-        if self.bias is not None: y = y + self.bias[:, None]
+        y = torch.sparse.mm(self.weight, cols) if self.bias is None else torch.addmm(self.bias[:, None], self.weight, cols)   # (out, N·H·W)
         return y.reshape(self.out_channels, n, ho, wo).transpose(0, 1)
     def extra_repr(self):
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, nnz={self._nnz()}, dense_below={self.dense_below}"
