@@ -412,7 +412,7 @@ def dense_model(cfg:ExperimentConfig, # the run (its network, data, seed and tra
                                  recipe=run_recipe(cfg),
                                  resume=path.with_name(path.name + '.resume'))   # a long training cut short continues where it stopped
         rec = dict(key=key, best_epoch=rec['best_epoch'], seconds=rec['seconds'], recipe=rec['recipe'], precision=rec['precision'],
-                   device=rec['device'], metrics=measure(model, dls, cfg.precision))
+                   device=rec['device'], metrics=measure(model, dls, cfg.precision), history=rec['history'])
         save_checkpoint(path, model, arch=cfg.network, **rec)
     return model, dict(rec, cached=False, path=str(path))
 

@@ -302,7 +302,7 @@ def load_checkpoint(path, # a file written by `save_checkpoint`
 def fit_recipe(learn:Learner, # a `paper_learner` (with `KeepBest`)
                show_progress:bool=True, # fastprogress bars and the epoch table
               ) -> tuple[nn.Module, dict]:
-    "Fit `learn` for its recipe's epochs; the best-validation model (eval mode) and its record: recipe, best epoch, time, valid/test."
+    "Fit `learn` for its recipe's epochs; the best-validation model (eval mode) and its record: recipe, best epoch, time, valid/test, learning curve."
     t0 = time.perf_counter()
     if show_progress and interactive(): learn.fit(learn.recipe.epochs)
     elif show_progress:   # a log, not a terminal: fastai's epoch table (a line per epoch) without the redrawn bars
@@ -314,6 +314,8 @@ def fit_recipe(learn:Learner, # a `paper_learner` (with `KeepBest`)
     rec = dict(recipe=asdict(learn.recipe), precision=getattr(learn, 'precision', 'fp32'), best_epoch=kb.best_epoch,
                seconds=time.perf_counter() - t0, valid=evaluate(model, dls.valid))
     if len(dls.loaders) > 2: rec['test'] = evaluate(model, dls.loaders[2])
+    names = [n for n in learn.recorder.metric_names[1:] if n != 'time']   # the epoch table's columns: train_loss, valid_loss, error_rate
+    rec['history'] = [dict(zip(names, map(float, v))) for v in learn.recorder.values]   # one per epoch (a resumed fit's included)
     return model, rec
 
 def train_dense(arch:str, # 'MLP', 'VGG11' or 'PreActResNet18'
