@@ -23,8 +23,8 @@ from .finetune import train_dense, finetune, save_checkpoint, load_checkpoint, v
 # %% auto #0
 __all__ = ['PAPER_LAMBDAS', 'PAPER_STAGES', 'PAPER_SEEDS', 'ExperimentConfig', 'to_toml', 'atomic_file', 'read_config_file',
            'write_config_file', 'parse_overrides', 'expand_grid', 'Grid', 'load_configs', 'checkpoint_dir',
-           'run_recipe', 'dense_key', 'dense_path', 'file_lock', 'run_dls', 'measure', 'dense_model', 'run_experiment',
-           'ResultStore', 'pending', 'run_sweep', 'ray_reachable']
+           'run_recipe', 'finetune_recipe', 'dense_key', 'dense_path', 'file_lock', 'run_dls', 'measure', 'dense_model',
+           'run_experiment', 'ResultStore', 'pending', 'run_sweep', 'ray_reachable']
 
 # %% ../nbs/07_experiments.ipynb #25e51df1
 PAPER_LAMBDAS = (0., 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1., 10., 100.)
@@ -50,7 +50,7 @@ def _coerce(cls, key, value):
         raise ValueError(f"{key} expects {base.__name__}, got {value!r}.")
     return value
 
-_LATER = dict(precision='auto', lr_step=None, n_measure=None)   # fields added after results were published: at these values, the runs keep their run_id
+_LATER = dict(precision='auto', lr_step=None, n_measure=None, finetune_lr_step=None)   # fields added after results were published: at these values, the runs keep their run_id
 
 @dataclass(frozen=True)
 class ExperimentConfig:
@@ -74,6 +74,7 @@ class ExperimentConfig:
     precision:str='auto' # training arithmetic: 'auto', 'fp32', 'bf16' or 'fp16' (see `autocast_dtype`)
     lr_step:int|None=None # the recipe's step, for dense training and fine-tuning: lr ×0.1 every lr_step epochs (None: the paper's; a compressed budget sets its own)
     n_measure:int|None=None # train-split examples measured before and after pruning, a fixed random subset (None: the whole split)
+    finetune_lr_step:int|None=None # fine-tuning's own step: lr ×0.1 every this many epochs (None: the dense training's, as the paper)
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)
@@ -96,9 +97,10 @@ class ExperimentConfig:
         if not 0 <= self.sparsity < 1: raise ValueError(f"sparsity is a fraction in [0, 1), got {self.sparsity}.")
         if not (self.lam >= 0 and math.isfinite(self.lam)): raise ValueError(f"lam (λ) must be finite and ≥ 0, got {self.lam}.")
         for k, lo in [('seed', 0), ('n_stages', 1), ('mc_samples', 1), ('n_examples', 1), ('example_bs', 1),
-                      ('train_epochs', 0), ('finetune_epochs', 0), ('n_train', 1), ('n_eval', 1), ('lr_step', 1), ('n_measure', 1)]:
+                      ('train_epochs', 0), ('finetune_epochs', 0), ('n_train', 1), ('n_eval', 1), ('lr_step', 1), ('n_measure', 1),
+                      ('finetune_lr_step', 1)]:
             v = getattr(self, k)
-            if v is None and k in ('n_train', 'n_eval', 'lr_step', 'n_measure'): continue
+            if v is None and k in ('n_train', 'n_eval', 'lr_step', 'n_measure', 'finetune_lr_step'): continue
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ValueError(f"{k} must be an integer ≥ {lo}, got {v!r}.")
 
@@ -319,6 +321,11 @@ def run_recipe(cfg:ExperimentConfig) -> Recipe:
     r = PAPER_RECIPES[cfg.network]
     return r if cfg.lr_step is None else replace(r, step=cfg.lr_step)
 
+def finetune_recipe(cfg:ExperimentConfig) -> Recipe:
+    "The recipe a run fine-tunes with: the dense training's (`run_recipe`), with the run's `finetune_lr_step` if it sets one."
+    r = run_recipe(cfg)
+    return r if cfg.finetune_lr_step is None else replace(r, step=cfg.finetune_lr_step)
+
 def dense_key(cfg:ExperimentConfig, # the run
               device=None, # where it trains (the precision `'auto'` means depends on it)
              ) -> dict:
@@ -461,7 +468,7 @@ def run_experiment(config:ExperimentConfig|dict, # the run
     ft_epochs = cfg.finetune_epochs
     if ft_epochs > 0:
         t0 = time.perf_counter()
-        model, frec = finetune(model, masks, dls, run_recipe(cfg), epochs=ft_epochs, inplace=True, show_progress=progress,
+        model, frec = finetune(model, masks, dls, finetune_recipe(cfg), epochs=ft_epochs, inplace=True, show_progress=progress,
                                seed=cfg.seed, precision=cfg.precision)
         rec.update(t_finetune=time.perf_counter() - t0, finetune_best_epoch=frec['best_epoch'], finetune_precision=frec['precision'])
         t0 = time.perf_counter()
