@@ -470,7 +470,8 @@ def run_experiment(config:ExperimentConfig|dict, # the run
         t0 = time.perf_counter()
         model, frec = finetune(model, masks, dls, finetune_recipe(cfg), epochs=ft_epochs, inplace=True, show_progress=progress,
                                seed=cfg.seed, precision=cfg.precision)
-        rec.update(t_finetune=time.perf_counter() - t0, finetune_best_epoch=frec['best_epoch'], finetune_precision=frec['precision'])
+        rec.update(t_finetune=time.perf_counter() - t0, finetune_best_epoch=frec['best_epoch'], finetune_precision=frec['precision'],
+                   finetune_history=frec['history'])
         t0 = time.perf_counter()
         rec.update({f'finetuned_{k}': v for k, v in measure(model, dls, cfg.precision, cfg.n_measure).items()})
         t_eval += time.perf_counter() - t0
@@ -612,8 +613,13 @@ class ResultStore:
         "The per-stage log of a finished run, as `prune` returned it."
         return pd.DataFrame(self.get(run_id)['stage_log']).set_index('stage')
 
+    def finetune_history(self, run_id:str) -> pd.DataFrame:
+        "The learning curve of a fine-tuned run: one row per epoch (train_loss, valid_loss, error_rate)."
+        return pd.DataFrame(self.get(run_id).get('finetune_history') or []).rename_axis('epoch')
+
     def to_df(self, status:str|None='done', # only runs with this status (None: all)
               stage_log:bool=False, # keep each run's per-stage log (a list) in a column
+              finetune_history:bool=False, # keep each fine-tuned run's learning curve (a list) in a column
              ) -> pd.DataFrame:
         "One row per run: config fields, metrics, timings, versions (`versions.<lib>`), status and errors; corrupt rows are left out with a warning, listed in `df.attrs['corrupt']`."
         with self._con() as con:
@@ -625,6 +631,7 @@ class ResultStore:
             except ValueError as e: corrupt[row[0]] = str(e); continue
             r.pop('traceback', None)
             if not stage_log: r.pop('stage_log', None)
+            if not finetune_history: r.pop('finetune_history', None)
             for k, v in (r.pop('versions', None) or {}).items(): r[f'versions.{k}'] = v
             recs.append(r)
         df = pd.DataFrame(recs)
