@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from pruneloss.core import get_device
 from fastai.torch_core import set_seed
 from pruneloss.data import mnist_dls, ExampleSampler
-from pruneloss.export import save_export, load_export, to_inference, compare_latency
+from pruneloss.export import save_export, load_export, to_inference, compare_latency, sparse_text
 from pruneloss.finetune import save_checkpoint
 from pruneloss.models import get_model, NETWORKS, PAPER_SPARSITY
 from pruneloss.data import DATA_SPECS
@@ -67,8 +67,8 @@ def bench(name, net, masks, how, batch_sizes, repeats, device, folder):
     lat['speedup'] = lat.dense_s / lat.exported_s
     sizes = ckpt.stat().st_size, exp.stat().st_size
     print(f"\n{name} at sparsity {masks.sparsity:.5f} ({how}); sparse layers {len(inf.sparse_layers)} of {len(masks)} "
-          f"(name: smallest batch run sparse; chosen in {t_choose:.0f} s): "
-          + (', '.join(f"{n.removesuffix('.weight')}: {max(b, 1)}" for n, b in inf.sparse_layers.items()) or 'none'))
+          f"(name: the batch sizes it runs sparse; chosen in {t_choose:.0f} s): "
+          + ('; '.join(f"{n.removesuffix('.weight')}: {sparse_text(r)}" for n, r in inf.sparse_layers.items()) or 'none'))
     print(f"  file: dense checkpoint {sizes[0]:,} bytes, export {sizes[1]:,} bytes: {sizes[0] / sizes[1]:.1f}× smaller")
     print(f"  outputs: largest difference {err:.1e} of the largest output")
     print((lat.assign(dense_ms=lat.dense_s * 1e3, exported_ms=lat.exported_s * 1e3)[['dense_ms', 'exported_ms', 'speedup']]

@@ -22,7 +22,7 @@ from .finetune import finetune, load_checkpoint, save_checkpoint
 from fastai.torch_core import set_seed
 from .experiments import (ExperimentConfig, dense_model, dense_key, run_dls, load_configs, run_sweep, ResultStore,
                                    atomic_file, ray_reachable)
-from .export import save_export, load_export, to_inference, compare_latency, information_floor
+from .export import save_export, load_export, to_inference, compare_latency, information_floor, sparse_text
 
 
 # %% auto #0
@@ -465,8 +465,8 @@ def _bench_exported(dense, masks, shape, a) -> pd.DataFrame:
     with torch.inference_mode(): ref, got = dense(x), inf(x)
     err = float((ref - got).abs().max() / ref.abs().max().clamp_min(1e-30))
     sl = inf.sparse_layers
-    print(f"sparse layers ({len(sl)} of {len(masks)}; name: smallest batch run sparse): "
-          + (', '.join(f'{n.removesuffix(".weight")}: {max(b, 1)}' for n, b in sl.items()) or 'none'))
+    print(f"sparse layers ({len(sl)} of {len(masks)}; name: the batch sizes it runs sparse): "
+          + ('; '.join(f'{n.removesuffix(".weight")}: {sparse_text(r)}' for n, r in sl.items()) or 'none'))
     lat = _latency_table(dict(dense=dense, exported=inf), shape, a)
     with pd.option_context('display.width', 160): print(lat.to_string(float_format='{:.3f}'.format))
     print(f"largest output difference, relative to the largest output: {err:.2e}")

@@ -20,9 +20,10 @@ from .experiments import atomic_file
 
 
 # %% auto #0
-__all__ = ['SPARSE_LAYERS', 'EXPORT_MAGIC', 'SparseLinear', 'SparseConv2d', 'time_interleaved', 'time_layers', 'to_inference',
-           'compare_latency', 'encode_positions', 'decode_positions', 'information_floor', 'export_bytes',
-           'save_export', 'read_export', 'load_export', 'deploy_report', 'plot_deploy']
+__all__ = ['SPARSE_LAYERS', 'EXPORT_MAGIC', 'dense_ranges', 'sparse_text', 'SparseLinear', 'SparseConv2d', 'time_interleaved',
+           'time_layers', 'to_inference', 'compare_latency', 'encode_positions', 'decode_positions',
+           'information_floor', 'export_bytes', 'save_export', 'read_export', 'load_export', 'deploy_report',
+           'plot_deploy']
 
 # %% ../nbs/10_export.ipynb #088024a7
 def _csr(w:torch.Tensor, mask:torch.Tensor|None) -> torch.Tensor:
@@ -35,25 +36,54 @@ def _csr(w:torch.Tensor, mask:torch.Tensor|None) -> torch.Tensor:
     if c.values().numel() >= 2**31: return c
     return torch.sparse_csr_tensor(c.crow_indices().int(), c.col_indices().int(), c.values(), c.shape, check_invariants=False)
 
+def dense_ranges(dense_for) -> tuple:
+    "`dense_for` (an int b: the batch sizes below b; or (lo, hi) pairs, hi None for no end) as sorted, merged half-open ranges."
+    if isinstance(dense_for, (int, np.integer)) and not isinstance(dense_for, bool):
+        return ((1, int(dense_for)),) if dense_for > 1 else ()
+    try: rs = sorted((int(lo), None if hi is None else int(hi)) for lo, hi in dense_for)
+    except (TypeError, ValueError):
+        raise ValueError(f"dense_for is a batch size or a list of (lo, hi) batch-size ranges (hi None: no end), got {dense_for!r}.") from None
+    out = []
+    for lo, hi in rs:
+        if lo < 1 or (hi is not None and hi <= lo): raise ValueError(f"A batch-size range is (lo, hi) with 1 ≤ lo < hi (hi None: no end), got {(lo, hi)}.")
+        if out and (out[-1][1] is None or lo <= out[-1][1]):   # overlaps or touches the previous one: merge
+            out[-1] = (out[-1][0], None if hi is None or out[-1][1] is None else max(hi, out[-1][1]))
+        else: out.append((lo, hi))
+    return tuple(out)
+
+def sparse_text(dense_for) -> str:
+    "The batch sizes that run sparse under `dense_for`, in words: 'all', '≥ 16', '1–3, ≥ 16', 'none'."
+    cuts, lo, parts = dense_ranges(dense_for), 1, []
+    for a, b in cuts + ((None, None),):
+        if a is None or a > lo: parts.append(f"≥ {lo}" if a is None else (f"{lo}" if a - 1 == lo else f"{lo}–{a - 1}"))
+        if b is None: break
+        lo = b
+    return 'none' if not parts else 'all' if parts == ['≥ 1'] else ', '.join(parts)
+
 class _Sparse(nn.Module):
-    "What the sparse layers share: the CSR weight, and an optional dense copy for batches under `dense_below`."
-    def _setup(self, m:nn.Module, mask, dense_below:int, bias):
-        self.dense_below = int(dense_below)
+    "What the sparse layers share: the CSR weight, and a dense copy for the batch sizes in `dense_for`, if any."
+    def _setup(self, m:nn.Module, mask, dense_for, bias):
+        self.dense_for = dense_ranges(dense_for)
         self.register_buffer('weight', _csr(m.weight, mask))
         self.register_buffer('bias', bias)
         self.register_buffer('dense_weight', (m.weight.detach() * (1 if mask is None else mask.to(m.weight.device))).clone()
-                             if self.dense_below > 1 else None)
+                             if self.dense_for else None)
+    def _dense(self, n:int) -> bool:
+        "Whether a batch of `n` runs the dense copy."
+        for lo, hi in self.dense_for:
+            if lo <= n and (hi is None or n < hi): return True
+        return False
     def _nnz(self) -> int: return self.weight.values().numel()
 
 class SparseLinear(_Sparse):
     "An `nn.Linear` whose weight is a CSR matrix: yᵀ = W xᵀ + b with `torch.sparse.mm`; dense below a batch size if asked."
     def __init__(self, m:nn.Linear, # the layer to convert
                  mask:torch.Tensor|None=None, # its mask (default: its non-zero weights)
-                 dense_below:int=0, # batches smaller than this use a dense copy of the masked weight (0: never)
+                 dense_for=0, # batch sizes that use a dense copy of the masked weight: b (those below b; 0: none) or (lo, hi) ranges
                 ):
         super().__init__()
         self.in_features, self.out_features = m.in_features, m.out_features
-        self._setup(m, mask, dense_below, None if m.bias is None else m.bias.detach().clone())
+        self._setup(m, mask, dense_for, None if m.bias is None else m.bias.detach().clone())
         # Inputs that no kept weight reads (an MLP's border pixels) are never copied: an input that must be transposed
         # anyway has only the used ones gathered, straight into the (used, N) layout the product wants
         used = torch.unique(self.weight.col_indices()).long()
@@ -62,8 +92,7 @@ class SparseLinear(_Sparse):
         self.register_buffer('weight_read', _csr(self.weight.to_dense()[:, used], None) if keep else None)
     def forward(self, x):
         x2 = x if x.dim() == 2 else x.reshape(-1, self.in_features)
-        if x2.shape[0] < self.dense_below:
-            return F.linear(x, self.dense_weight, self.bias)
+        if self.dense_for and self._dense(x2.shape[0]): return F.linear(x, self.dense_weight, self.bias)
         xt, w = x2.t(), self.weight
         if xt.is_contiguous(): pass                        # after another SparseLinear: its output is a transposed view
         elif self.cols is not None: xt, w = xt.index_select(0, self.cols), self.weight_read   # (used, N), contiguous
@@ -73,13 +102,13 @@ class SparseLinear(_Sparse):
         return y if x.dim() == 2 else y.reshape(*x.shape[:-1], self.out_features)
     def extra_repr(self):
         used = self.in_features if self.cols is None else self.cols.numel()
-        return f"in_features={self.in_features}, out_features={self.out_features}, nnz={self._nnz()}, inputs_read={used}, dense_below={self.dense_below}"
+        return f"in_features={self.in_features}, out_features={self.out_features}, nnz={self._nnz()}, inputs_read={used}, sparse at batch sizes {sparse_text(self.dense_for)}"
 
 class SparseConv2d(_Sparse):
     "An `nn.Conv2d` (one group, zero padding) as unfold + a CSR matrix product; dense below a batch size if asked."
     def __init__(self, m:nn.Conv2d, # the layer to convert
                  mask:torch.Tensor|None=None, # its mask (default: its non-zero weights)
-                 dense_below:int=0, # batches smaller than this use a dense copy of the masked weight (0: never)
+                 dense_for=0, # batch sizes that use a dense copy of the masked weight: b (those below b; 0: none) or (lo, hi) ranges
                 ):
         super().__init__()
         if m.groups != 1 or m.padding_mode != 'zeros' or isinstance(m.padding, str):
@@ -87,10 +116,10 @@ class SparseConv2d(_Sparse):
                              f"padding_mode={m.padding_mode!r}, padding={m.padding!r}: keep it dense.")
         self.in_channels, self.out_channels = m.in_channels, m.out_channels
         self.kernel_size, self.stride, self.padding, self.dilation = m.kernel_size, m.stride, m.padding, m.dilation
-        self._setup(m, mask, dense_below, None if m.bias is None else m.bias.detach().clone())
+        self._setup(m, mask, dense_for, None if m.bias is None else m.bias.detach().clone())
     def forward(self, x):
         n, _, h, w = x.shape
-        if n < self.dense_below: return F.conv2d(x, self.dense_weight, self.bias, self.stride, self.padding, self.dilation)
+        if self.dense_for and self._dense(n): return F.conv2d(x, self.dense_weight, self.bias, self.stride, self.padding, self.dilation)
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
         ho, wo = (h + 2*ph - dh*(kh - 1) - 1) // sh + 1, (w + 2*pw - dw*(kw - 1) - 1) // sw + 1
         if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0): cols = x.transpose(0, 1).reshape(self.in_channels, -1)
@@ -98,7 +127,7 @@ class SparseConv2d(_Sparse):
         y = torch.sparse.mm(self.weight, cols) if self.bias is None else torch.addmm(self.bias[:, None], self.weight, cols)   # (out, N·H·W)
         return y.reshape(self.out_channels, n, ho, wo).transpose(0, 1)
     def extra_repr(self):
-        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, nnz={self._nnz()}, dense_below={self.dense_below}"
+        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, nnz={self._nnz()}, sparse at batch sizes {sparse_text(self.dense_for)}"
 
 SPARSE_LAYERS = {nn.Linear: SparseLinear, nn.Conv2d: SparseConv2d}
 
@@ -185,21 +214,23 @@ def _sparse_ok(m:nn.Module) -> bool:
     try: SPARSE_LAYERS[type(m)](m); return True
     except (KeyError, ValueError): return False
 
-def _thresholds(t:pd.DataFrame) -> dict[str, int]:
-    "Per layer of `time_layers`' table `t`: the smallest timed batch size from which its sparse form is faster at every larger one."
+def _choices(t:pd.DataFrame) -> dict[str, tuple]:
+    "Per layer of `time_layers`' table `t` whose sparse form wins somewhere: the batch-size ranges that run dense (`dense_ranges`)."
     out = {}
     for n, g in t.groupby('layer', sort=False):
-        g = g.sort_values('batch_size', ascending=False)
-        wins = (g.sparse_s < g.dense_s).cumprod().astype(bool)     # from the largest batch down, while sparse keeps winning
-        if wins.any(): out[n] = int(g.batch_size[wins].min())
+        g = g.sort_values('batch_size')
+        bs, wins = g.batch_size.astype(int).tolist(), (g.sparse_s < g.dense_s).tolist()
+        if not any(wins): continue
+        edges = [1] + bs[1:] + [None]                     # timed size i decides for [edges[i], edges[i+1])
+        out[n] = dense_ranges([(edges[i], edges[i + 1]) for i, w in enumerate(wins) if not w])
     return out
 
-def _as_choice(sparse, mods:dict) -> dict[str, int]:
-    "`sparse` ('all', 'none', names, or name -> dense_below) as name -> dense_below, checked."
+def _as_choice(sparse, mods:dict) -> dict[str, tuple]:
+    "`sparse` ('all', 'none', names, or name -> `dense_for`) as name -> dense ranges, checked."
     if isinstance(sparse, str):
         if sparse not in ('all', 'none'): raise ValueError(f"sparse must be 'auto', 'all', 'none', a list of layer names or a dict, got {sparse!r}.")
-        return {n: 0 for n, m in mods.items() if _sparse_ok(m)} if sparse == 'all' else {}
-    out = {n: int(v) for n, v in sparse.items()} if isinstance(sparse, dict) else {n: 0 for n in sparse}
+        return {n: () for n, m in mods.items() if _sparse_ok(m)} if sparse == 'all' else {}
+    out = {n: dense_ranges(v) for n, v in sparse.items()} if isinstance(sparse, dict) else {n: () for n in sparse}
     bad = [n for n in out if n not in mods]
     if bad: raise ValueError(f"{bad[0]!r} is not a prunable layer of the model; choose among {list(mods)}.")
     for n in out: SPARSE_LAYERS[type(mods[n])](mods[n])   # a layer without a sparse form: its ValueError, now
@@ -207,7 +238,7 @@ def _as_choice(sparse, mods:dict) -> dict[str, int]:
 
 def to_inference(model:nn.Module, # the network (not changed)
                  masks:Masks, # its masks
-                 sparse='auto', # 'auto' (measured), 'all', 'none', a list of layer names, or layer name -> smallest batch run sparse
+                 sparse='auto', # 'auto' (measured), 'all', 'none', a list of layer names, or layer name -> the batch sizes it runs dense (`dense_for`)
                  input_shape:tuple|None=None, # one input without the batch: needed for sparse='auto'
                  batch_sizes=(1, 16, 256), # sparse='auto': the batch sizes timed
                  repeats:int=7, # sparse='auto': timed rounds per layer and batch size
@@ -217,16 +248,16 @@ def to_inference(model:nn.Module, # the network (not changed)
     mods = prunable_modules(model)
     if isinstance(sparse, str) and sparse == 'auto':
         if input_shape is None: raise ValueError("sparse='auto' times each layer on a real input: pass input_shape, e.g. (1, 28, 28).")
-        first = _thresholds(time_layers(model, masks, input_shape, batch_sizes, 'all', repeats))   # inputs laid out as sparse layers give them
-        second = (_thresholds(time_layers(model, masks, input_shape, batch_sizes, first, repeats, layers=first))   # as the choice
-                  if first else {})                                                                           # gives them
-        choice = {n: max(b, second[n]) for n, b in first.items() if n in second}
-        choice = {n: (0 if b <= min(batch_sizes) else b) for n, b in choice.items()}
+        first = _choices(time_layers(model, masks, input_shape, batch_sizes, 'all', repeats))   # inputs laid out as sparse layers give them
+        second = (_choices(time_layers(model, masks, input_shape, batch_sizes, first, repeats, layers=first))   # as the choice
+                  if first else {})                                                                        # gives them
+        choice = {n: dense_ranges(r + second[n]) for n, r in first.items() if n in second}   # sparse where both passes say so
+        choice = {n: r for n, r in choice.items() if r != ((1, None),)}
     else: choice = _as_choice(sparse, mods)
     out = masks.apply(copy.deepcopy(model)).eval()
     omods = prunable_modules(out)
-    for n, below in choice.items():
-        new = SPARSE_LAYERS[type(omods[n])](omods[n], masks[n], dense_below=below)
+    for n, dense_for in choice.items():
+        new = SPARSE_LAYERS[type(omods[n])](omods[n], masks[n], dense_for=dense_for)
         parent, _, attr = _layer_path(n).rpartition('.')
         if not attr: return new.eval()                     # the model is a single layer
         setattr(out.get_submodule(parent) if parent else out, attr, new)
