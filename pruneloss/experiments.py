@@ -301,10 +301,10 @@ def _smoke(cls, network:str='MLP', # the network, with the paper's sparsity
            seed:int=1111, # the one seed
            **base # further fields for every run, overriding `SMOKE_BUDGETS`
           ) -> Grid:
-    "A grid that runs in minutes on a CPU: one seed, a slice of the data, short budgets; MP once, LM/QM/OBD × π ∈ {1, 4} × λ ∈ {0, 1e-3}."
+    "A grid that runs in minutes on a CPU: one seed, a slice of the data, short budgets; MP once, LM/QM/OBD × π ∈ {1, 2} × λ ∈ {0, 1e-3}."
     if network not in SMOKE_BUDGETS: raise ValueError(f"Unknown network {network!r}; choose one of {sorted(SMOKE_BUDGETS)}.")
     return cls(dict(network=network, **{**SMOKE_BUDGETS[network], **base}), dict(seed=[seed]),
-               [dict(criterion=['MP'], n_stages=[1], lam=[0.]), dict(criterion=['LM', 'QM', 'OBD'], n_stages=[1, 4], lam=[0., 1e-3])])
+               [dict(criterion=['MP'], n_stages=[1], lam=[0.]), dict(criterion=['LM', 'QM', 'OBD'], n_stages=[1, 2], lam=[0., 1e-3])])
 
 Grid.smoke = _smoke
 
