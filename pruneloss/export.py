@@ -40,7 +40,7 @@ def dense_ranges(dense_for) -> tuple:
     "`dense_for` (an int b: the batch sizes below b; or (lo, hi) pairs, hi None for no end) as sorted, merged half-open ranges."
     if isinstance(dense_for, (int, np.integer)) and not isinstance(dense_for, bool):
         return ((1, int(dense_for)),) if dense_for > 1 else ()
-    try: rs = sorted((int(lo), None if hi is None else int(hi)) for lo, hi in dense_for)
+    try: rs = sorted(((int(lo), None if hi is None else int(hi)) for lo, hi in dense_for), key=lambda r: (r[0], math.inf if r[1] is None else r[1]))
     except (TypeError, ValueError):
         raise ValueError(f"dense_for is a batch size or a list of (lo, hi) batch-size ranges (hi None: no end), got {dense_for!r}.") from None
     out = []
@@ -221,8 +221,12 @@ def _choices(t:pd.DataFrame) -> dict[str, tuple]:
         g = g.sort_values('batch_size')
         bs, wins = g.batch_size.astype(int).tolist(), (g.sparse_s < g.dense_s).tolist()
         if not any(wins): continue
-        edges = [1] + bs[1:] + [None]                     # timed size i decides for [edges[i], edges[i+1])
-        out[n] = dense_ranges([(edges[i], edges[i + 1]) for i, w in enumerate(wins) if not w])
+        dense = [(1, bs[0] + 1)] if not wins[0] else []                          # up to the smallest timed size: as it
+        for i in range(len(bs) - 1):
+            if not wins[i + 1]: dense.append((bs[i + 1], bs[i + 1] + 1))          # a timed size: as measured
+            if not (wins[i] and wins[i + 1]) and bs[i + 1] > bs[i] + 1: dense.append((bs[i] + 1, bs[i + 1]))   # between: sparse if both won
+        if not wins[-1]: dense.append((bs[-1], None))                             # beyond the largest: as it
+        out[n] = dense_ranges(dense)
     return out
 
 def _as_choice(sparse, mods:dict) -> dict[str, tuple]:
