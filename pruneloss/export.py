@@ -76,7 +76,7 @@ class _Sparse(nn.Module):
     def _nnz(self) -> int: return self.weight.values().numel()
 
 class SparseLinear(_Sparse):
-    "An `nn.Linear` whose weight is a CSR matrix: yᵀ = W xᵀ + b with `torch.sparse.mm`; dense below a batch size if asked."
+    "An `nn.Linear` whose weight is a CSR matrix: yᵀ = W xᵀ + b with a sparse product; a dense copy at the batch sizes in `dense_for`."
     def __init__(self, m:nn.Linear, # the layer to convert
                  mask:torch.Tensor|None=None, # its mask (default: its non-zero weights)
                  dense_for=0, # batch sizes that use a dense copy of the masked weight: b (those below b; 0: none) or (lo, hi) ranges
@@ -105,7 +105,7 @@ class SparseLinear(_Sparse):
         return f"in_features={self.in_features}, out_features={self.out_features}, nnz={self._nnz()}, inputs_read={used}, sparse at batch sizes {sparse_text(self.dense_for)}"
 
 class SparseConv2d(_Sparse):
-    "An `nn.Conv2d` (one group, zero padding) as unfold + a CSR matrix product; dense below a batch size if asked."
+    "An `nn.Conv2d` (one group, zero padding) as unfold + a CSR matrix product; a dense copy at the batch sizes in `dense_for`."
     def __init__(self, m:nn.Conv2d, # the layer to convert
                  mask:torch.Tensor|None=None, # its mask (default: its non-zero weights)
                  dense_for=0, # batch sizes that use a dense copy of the masked weight: b (those below b; 0: none) or (lo, hi) ranges
