@@ -96,11 +96,12 @@ class ExperimentConfig:
         set_('sparsity', float(self.sparsity)); set_('lam', float(self.lam))
         if not 0 <= self.sparsity < 1: raise ValueError(f"sparsity is a fraction in [0, 1), got {self.sparsity}.")
         if not (self.lam >= 0 and math.isfinite(self.lam)): raise ValueError(f"lam (λ) must be finite and ≥ 0, got {self.lam}.")
+        optional = {f.name for f in fields(self) if f.default is None}   # None means "not set" (those the paper fixes are filled above)
         for k, lo in [('seed', 0), ('n_stages', 1), ('mc_samples', 1), ('n_examples', 1), ('example_bs', 1),
                       ('train_epochs', 0), ('finetune_epochs', 0), ('n_train', 1), ('n_eval', 1), ('lr_step', 1), ('n_measure', 1),
                       ('finetune_lr_step', 1)]:
             v = getattr(self, k)
-            if v is None and k in ('n_train', 'n_eval', 'lr_step', 'n_measure', 'finetune_lr_step'): continue
+            if v is None and k in optional: continue
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ValueError(f"{k} must be an integer ≥ {lo}, got {v!r}.")
 

@@ -60,6 +60,10 @@ def sparse_text(dense_for) -> str:
         lo = b
     return 'none' if not parts else 'all' if parts == ['≥ 1'] else ', '.join(parts)
 
+def _in_ranges(ranges, n:int) -> bool:
+    "Whether batch size `n` falls in one of `ranges` (as `dense_ranges` returns them)."
+    return any(lo <= n and (hi is None or n < hi) for lo, hi in ranges)
+
 class _Sparse(nn.Module):
     "What the sparse layers share: the CSR weight, and a dense copy for the batch sizes in `dense_for`, if any."
     def _setup(self, m:nn.Module, mask, dense_for, bias):
@@ -70,9 +74,7 @@ class _Sparse(nn.Module):
                              if self.dense_for else None)
     def _dense(self, n:int) -> bool:
         "Whether a batch of `n` runs the dense copy."
-        for lo, hi in self.dense_for:
-            if lo <= n and (hi is None or n < hi): return True
-        return False
+        return _in_ranges(self.dense_for, n)
     def _nnz(self) -> int: return self.weight.values().numel()
 
 class SparseLinear(_Sparse):
