@@ -67,14 +67,27 @@ def _in_ranges(ranges, n:int) -> bool:
 class _Sparse(nn.Module):
     "What the sparse layers share: the CSR weight, and a dense copy for the batch sizes in `dense_for`, if any."
     def _setup(self, m:nn.Module, mask, dense_for, bias):
-        self.dense_for = dense_ranges(dense_for)
         self.register_buffer('weight', _csr(m.weight, mask))
         self.register_buffer('bias', bias)
+        ranges = dense_ranges(dense_for)
         self.register_buffer('dense_weight', (m.weight.detach() * (1 if mask is None else mask.to(m.weight.device))).clone()
-                             if self.dense_for else None)
+                             if ranges else None)
+        self.dense_for = ranges
+    @property
+    def dense_for(self) -> tuple:
+        "The batch-size ranges that run the dense copy (as `dense_ranges` gives them)."
+        return self._dense_for
+    @dense_for.setter
+    def dense_for(self, v):
+        ranges = dense_ranges(v)
+        if ranges and self.dense_weight is None:
+            raise ValueError("This layer kept no dense copy (it was built with dense_for=0): convert it again with the dense_for you want.")
+        self._dense_for, self._at = ranges, {}   # _at: batch size -> dense or not, decided once per size (this runs every call)
     def _dense(self, n:int) -> bool:
         "Whether a batch of `n` runs the dense copy."
-        return _in_ranges(self.dense_for, n)
+        d = self._at.get(n)
+        if d is None: d = self._at[n] = _in_ranges(self._dense_for, n)
+        return d
     def _nnz(self) -> int: return self.weight.values().numel()
 
 class SparseLinear(_Sparse):
@@ -94,7 +107,7 @@ class SparseLinear(_Sparse):
         self.register_buffer('weight_read', _csr(self.weight.to_dense()[:, used], None) if keep else None)
     def forward(self, x):
         x2 = x if x.dim() == 2 else x.reshape(-1, self.in_features)
-        if self.dense_for and self._dense(x2.shape[0]): return F.linear(x, self.dense_weight, self.bias)
+        if self._dense(x2.shape[0]): return F.linear(x, self.dense_weight, self.bias)
         xt, w = x2.t(), self.weight
         if xt.is_contiguous(): pass                        # after another SparseLinear: its output is a transposed view
         elif self.cols is not None: xt, w = xt.index_select(0, self.cols), self.weight_read   # (used, N), contiguous
@@ -121,7 +134,7 @@ class SparseConv2d(_Sparse):
         self._setup(m, mask, dense_for, None if m.bias is None else m.bias.detach().clone())
     def forward(self, x):
         n, _, h, w = x.shape
-        if self.dense_for and self._dense(n): return F.conv2d(x, self.dense_weight, self.bias, self.stride, self.padding, self.dilation)
+        if self._dense(n): return F.conv2d(x, self.dense_weight, self.bias, self.stride, self.padding, self.dilation)
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
         ho, wo = (h + 2*ph - dh*(kh - 1) - 1) // sh + 1, (w + 2*pw - dw*(kw - 1) - 1) // sw + 1
         if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0): cols = x.transpose(0, 1).reshape(self.in_channels, -1)
