@@ -1,15 +1,18 @@
 """Dense against exported, in the same run: file size and inference latency of the paper's pruned networks.
 
-The MLP is trained briefly on MNIST (`--mlp-epochs`, plain SGD) and pruned to κ = 0.98847 with QM in 14 stages
-(1000 fresh training examples per stage), as the paper prunes it; VGG11 and PreActResNet18 are pruned to
-κ = 0.956 by global magnitude (MP) from their random initialisation (training them takes hours on a CPU), so their
-masks are real outputs of the pruner but not those of trained networks. For each network: the masked dense
+The MLP is trained briefly on MNIST (`--mlp-epochs`, plain SGD), or read from a dense checkpoint
+(`--checkpoint MLP=PATH`, e.g. one of the experiments' 800-epoch networks), and pruned to κ = 0.98847 with QM
+(λ = 1e-3) in 14 stages (1000 fresh training examples per stage), as the paper prunes it. VGG11 and PreActResNet18
+are pruned to κ = 0.956 by global magnitude (MP): from a trained network with `--checkpoint VGG11=PATH`, otherwise
+from their random initialisation (training them takes hours on a CPU), whose masks are real outputs of the pruner
+but not those of trained networks. The output says which. For each network: the masked dense
 network (`Masks.apply`) against `to_inference` with its layers chosen by timing at the same batch sizes, both
 under `torch.inference_mode`, interleaved within every round; outputs checked equal; the dense checkpoint file
 (`save_checkpoint`) against the export file (`save_export`).
 
 Run: PRUNELOSS_DATA=/work/shared/data python benchmarks/deploy.py [--models MLP,VGG11,PreActResNet18]
      [--threads 1] [--repeats 7] [--mlp-batch-sizes 1,16,256] [--cifar-batch-sizes 1,16,64] [--device cpu]
+     [--checkpoint NETWORK=PATH ...]
 Prints per network the latency at each batch size (median of the rounds) with the speed-up, the file sizes with
 their ratio, and the issue's targets (MLP ≥ 5× faster at batch 256 and not slower at 1; no network slower
 than dense at any batch size; files ≥ 35× (MLP) and ≥ 10× (CIFAR) smaller) as met or not. Timings keep each
@@ -24,32 +27,40 @@ from pruneloss.core import get_device
 from fastai.torch_core import set_seed
 from pruneloss.data import mnist_dls, ExampleSampler
 from pruneloss.export import save_export, load_export, to_inference, compare_latency, sparse_text
-from pruneloss.finetune import save_checkpoint
+from pruneloss.finetune import save_checkpoint, load_checkpoint
 from pruneloss.models import get_model, NETWORKS, PAPER_SPARSITY
 from pruneloss.data import DATA_SPECS
 from pruneloss.pruning import prune
 
 SHAPES = {n: DATA_SPECS[s.data].input_shape for n, s in NETWORKS.items()}
 
-def pruned_mlp(epochs, device, seed=1111):
-    "The MLP trained `epochs` epochs on MNIST and pruned with QM in 14 stages to the paper's sparsity."
+def dense_from(path, name, device):
+    "The dense network of checkpoint `path` (written by `save_checkpoint`), checked to be a `name`."
+    net, ck = load_checkpoint(path, device=device)
+    if ck['arch'] != name: raise SystemExit(f"--checkpoint {name}={path}: that file holds a {ck['arch']}, not a {name}.")
+    return net
+
+def pruned_mlp(epochs, device, seed=1111, checkpoint=None):
+    "The MLP trained `epochs` epochs on MNIST (or read from `checkpoint`), pruned with QM in 14 stages to the paper's sparsity."
     set_seed(seed)
     dls = mnist_dls(bs=100, device=device, download=False)
-    net = get_model('MLP').to(device)
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    for _ in range(epochs):
-        net.train()
-        for xb, yb in dls.train: opt.zero_grad(); F.cross_entropy(net(xb), yb).backward(); opt.step()
+    if checkpoint: net, how = dense_from(checkpoint, 'MLP', device), f'the trained network of {Path(checkpoint).name}'
+    else:
+        net, how = get_model('MLP').to(device), f'after {epochs} epoch(s) of training'
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        for _ in range(epochs):
+            net.train()
+            for xb, yb in dls.train: opt.zero_grad(); F.cross_entropy(net(xb), yb).backward(); opt.step()
     sampler = ExampleSampler.from_dls(dls, n=1000, bs=1000, seed=seed)
-    masks, _ = prune(net.eval(), 'QM', PAPER_SPARSITY['MLP'], n_stages=14, data=sampler, progress=False)
-    return net, masks, f'QM, 14 stages, after {epochs} epoch(s) of training'
+    masks, _ = prune(net.eval(), 'QM', PAPER_SPARSITY['MLP'], n_stages=14, lam=1e-3, data=sampler, progress=False)
+    return net, masks, f'QM λ=1e-3, 14 stages, {how}'
 
-def pruned_cifar(name, device, seed=1111):
-    "`name` from its random initialisation, pruned by global magnitude to the paper's sparsity."
+def pruned_cifar(name, device, seed=1111, checkpoint=None):
+    "`name` from its random initialisation (or read from `checkpoint`), pruned by global magnitude to the paper's sparsity."
     set_seed(seed)
-    net = get_model(name).to(device).eval()
+    net = dense_from(checkpoint, name, device) if checkpoint else get_model(name).to(device).eval()
     masks, _ = prune(net, 'MP', PAPER_SPARSITY[name], progress=False)
-    return net, masks, 'MP, random initialisation'
+    return net, masks, f'MP, the trained network of {Path(checkpoint).name}' if checkpoint else 'MP, random initialisation'
 
 def bench(name, net, masks, how, batch_sizes, repeats, device, folder):
     "Sizes, latencies and output check of one network; returns its summary row."
@@ -85,7 +96,13 @@ def main():
     p.add_argument('--mlp-batch-sizes', default='1,16,256')
     p.add_argument('--cifar-batch-sizes', default='1,16,64')
     p.add_argument('--device', default='cpu')
+    p.add_argument('--checkpoint', action='append', default=[], metavar='NETWORK=PATH',
+                   help='a trained dense network to prune instead (repeatable), e.g. MLP=~/.cache/pruneloss/checkpoints/MLP-....pt')
     a = p.parse_args()
+    try: ckpts = dict(c.split('=', 1) for c in a.checkpoint)
+    except ValueError: p.error(f"--checkpoint is NETWORK=PATH, got {a.checkpoint}")
+    bad = [n for n in ckpts if n not in SHAPES]
+    if bad: p.error(f"--checkpoint: {bad[0]!r} is not one of {list(SHAPES)}")
     torch.set_num_threads(a.threads)
     dev = get_device(a.device)
     print(f"torch {torch.__version__}, {a.threads} thread(s), device {dev}; dense and exported interleaved in every round")
@@ -93,7 +110,8 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         for name in a.models.split(','):
             bs = tuple(int(b) for b in (a.mlp_batch_sizes if name == 'MLP' else a.cifar_batch_sizes).split(','))
-            net, masks, how = pruned_mlp(a.mlp_epochs, dev) if name == 'MLP' else pruned_cifar(name, dev)
+            net, masks, how = (pruned_mlp(a.mlp_epochs, dev, checkpoint=ckpts.get(name)) if name == 'MLP'
+                               else pruned_cifar(name, dev, checkpoint=ckpts.get(name)))
             rows.append(bench(name, net, masks, how, bs, a.repeats, dev, Path(d)))
     df = pd.DataFrame(rows).set_index('network')
     print('\nSummary (speed-up = dense latency / exported latency, same run):')
