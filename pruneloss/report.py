@@ -1,4 +1,4 @@
-"""The paper's views of a sweep: training loss after pruning against λ, test accuracy after fine-tuning against λ, loss after pruning against accuracy after fine-tuning with Kendall's τ, and a mean ± std table over seeds.
+"""The paper's views of a sweep: training loss after pruning against λ, test accuracy after fine-tuning against λ, loss after pruning against accuracy after fine-tuning with Kendall's τ, a mean ± std table over seeds, and learning curves.
 
 Docs: https://pruneloss.github.io/pruneloss/report.html.md"""
 
@@ -19,9 +19,10 @@ def _staged(crit:str) -> bool:
     c = CRITERIA.get(crit); return c is None or c.needs_grad or c.needs_ggn
 
 # %% auto #0
-__all__ = ['CRITERION_COLORS', 'RESULTS_URL', 'select', 'lam_positions', 'plot_vs_lambda', 'plot_loss_vs_lambda',
-           'plot_accuracy_vs_lambda', 'kendall_tau', 'plot_loss_vs_accuracy', 'summary_table', 'save_figure',
-           'paired_differences', 'best_settings', 'finetune_picks', 'finetune_runs', 'read_results']
+__all__ = ['CRITERION_COLORS', 'HISTORY_METRICS', 'RESULTS_URL', 'select', 'lam_positions', 'plot_vs_lambda',
+           'plot_loss_vs_lambda', 'plot_accuracy_vs_lambda', 'kendall_tau', 'plot_loss_vs_accuracy', 'summary_table',
+           'save_figure', 'paired_differences', 'best_settings', 'finetune_picks', 'finetune_runs', 'learning_curves',
+           'plot_learning_curves', 'read_results']
 
 # %% ../nbs/08_report.ipynb #9e952763
 def select(df:pd.DataFrame, # results, one row per run
@@ -261,6 +262,57 @@ def finetune_runs(configs, # the grid's runs (`ExperimentConfig`s, e.g. a `Grid`
     if missing: raise ValueError(f"No run of the grid has the settings {sorted(missing)}.")
     return out
 
+
+# %% ../nbs/08_report.ipynb #a4a6592c
+HISTORY_METRICS = ('train_loss', 'valid_loss', 'error_rate')   # what `fit_recipe` records per epoch
+
+def learning_curves(df:pd.DataFrame, # results with a per-run list of per-epoch dicts, e.g. `ResultStore.to_df(finetune_history=True)`
+                    column:str='finetune_history', # the column holding those lists
+                    keep=('run_id', 'network', 'seed', 'criterion', 'n_stages', 'lam'), # columns copied onto every epoch's row (those present)
+                   ) -> pd.DataFrame:
+    "One row per run and epoch (counted from 0): the run's `keep` columns, `epoch`, and the metrics recorded at that epoch."
+    if column not in df.columns:
+        raise KeyError(f"The results have no column {column!r}: read them with `ResultStore.to_df({column}=True)`.")
+    keep = [c for c in keep if c in df.columns]
+    rows = []
+    for _, r in df.iterrows():
+        h = r[column]
+        if not isinstance(h, (list, tuple)): continue                # not fine-tuned (None / NaN)
+        for e, m in enumerate(h):
+            if not isinstance(m, dict): raise ValueError(f"{column!r} holds {type(m).__name__} items; expected one dict of metrics per epoch.")
+            rows.append({**{c: r[c] for c in keep}, 'epoch': e, **m})
+    return pd.DataFrame(rows, columns=None if rows else [*keep, 'epoch', *HISTORY_METRICS])
+
+def _curve_label(by, key) -> str:
+    "A legend entry: 'QM, π = 14, λ = 0.001'."
+    name = dict(n_stages='π', lam='λ')
+    return ', '.join(str(v) if c in ('criterion', 'network') else f'{name.get(c, c)} = {v:g}' if isinstance(v, (int, float, np.number))
+                     else f'{name.get(c, c)} = {v}' for c, v in zip(by, key))
+
+def plot_learning_curves(curves:pd.DataFrame, # `learning_curves`' table (or any with `epoch` and metric columns)
+                         by=('criterion', 'n_stages', 'lam'), # one line per value of these columns (those present), mean over the rest
+                         metrics=('train_loss', 'error_rate'), # one panel each; an `error_rate` is drawn as validation error in %
+                         figsize=None, # matplotlib figure size (default: 4.5 wide per panel)
+                        ) -> plt.Figure:
+    "Each setting's mean curve (over seeds, or whatever `by` leaves out) against the epoch, one panel per metric; log y for losses."
+    by = [c for c in ([by] if isinstance(by, str) else by) if c in curves.columns]
+    missing = [m for m in ('epoch', *metrics) if m not in curves.columns]
+    if missing: raise KeyError(f"The curves have no column {missing}; they come from `learning_curves`.")
+    if curves.empty: raise ValueError("No learning curves to draw (no run was fine-tuned?).")
+    fig, axs = plt.subplots(1, len(metrics), figsize=figsize or (4.5 * len(metrics), 3.4), squeeze=False)
+    groups = list(curves.groupby(by, sort=True)) if by else [((), curves)]
+    colors = plt.cm.tab20(np.linspace(0, 1, 20)) if len(groups) > 10 else [f'C{i}' for i in range(10)]
+    for i, (key, g) in enumerate(groups):
+        mean = g.groupby('epoch')[list(metrics)].mean()
+        lab = _curve_label(by, key if isinstance(key, tuple) else (key,))
+        for ax, m in zip(axs[0], metrics):
+            ax.plot(mean.index, 100 * mean[m] if m == 'error_rate' else mean[m], lw=1.2, label=lab or None, color=colors[i % len(colors)])
+    for ax, m in zip(axs[0], metrics):
+        ax.set_xlabel('epoch'); ax.set_ylabel('validation error (%)' if m == 'error_rate' else m.replace('_', ' '))
+        if m != 'error_rate': ax.set_yscale('log')
+    if by: axs[0][-1].legend(fontsize=7, ncol=1 + (len(groups) > 8))
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/08_report.ipynb #699af97d
 RESULTS_URL = 'https://raw.githubusercontent.com/pruneloss/pruneloss/main/nbs/paper/results/'
