@@ -8,7 +8,9 @@ from their random initialisation (training them takes hours on a CPU), whose mas
 but not those of trained networks. The output says which. For each network: the masked dense
 network (`Masks.apply`) against `to_inference` with its layers chosen by timing at the same batch sizes, both
 under `torch.inference_mode`, interleaved within every round; outputs checked equal; the dense checkpoint file
-(`save_checkpoint`) against the export file (`save_export`).
+(`save_checkpoint`) against the export file (`save_export`). Where `to_inference` removed dead hidden units
+(`compact_units`: the MLP), the same choice of sparse layers without that removal is timed too (`speedup_uncompacted`),
+so that the two sources of the gain can be told apart.
 
 Run: PRUNELOSS_DATA=/work/shared/data python benchmarks/deploy.py [--models MLP,VGG11,PreActResNet18]
      [--threads 1] [--repeats 7] [--mlp-batch-sizes 1,16,256] [--cifar-batch-sizes 1,16,64] [--device cpu]
@@ -74,16 +76,21 @@ def bench(name, net, masks, how, batch_sizes, repeats, device, folder):
     x = torch.randn(4, *shape, device=device)
     with torch.inference_mode(): ref, got = dense(x), inf(x)
     err = float((ref - got).abs().max() / ref.abs().max())
-    lat = compare_latency(dict(dense=dense, exported=inf), shape, batch_sizes=batch_sizes, repeats=repeats)
+    models = dict(dense=dense, exported=inf)
+    if inf.units_kept:   # how much of the gain is the removal of dead units: the same choice of sparse layers without it
+        models['uncompacted'] = to_inference(dense, m2, sparse=inf.sparse_layers, compact=False)
+    lat = compare_latency(models, shape, batch_sizes=batch_sizes, repeats=repeats)
     lat['speedup'] = lat.dense_s / lat.exported_s
+    if inf.units_kept: lat['speedup_uncompacted'] = lat.dense_s / lat.uncompacted_s
     sizes = ckpt.stat().st_size, exp.stat().st_size
     print(f"\n{name} at sparsity {masks.sparsity:.5f} ({how}); sparse layers {len(inf.sparse_layers)} of {len(masks)} "
           f"(name: the batch sizes it runs sparse; chosen in {t_choose:.0f} s): "
           + ('; '.join(f"{n.removesuffix('.weight')}: {sparse_text(r)}" for n, r in inf.sparse_layers.items()) or 'none'))
+    if inf.units_kept: print("  hidden units kept: " + '; '.join(f'{n}: {k} of {n0}' for n, (n0, k) in inf.units_kept.items()))
     print(f"  file: dense checkpoint {sizes[0]:,} bytes, export {sizes[1]:,} bytes: {sizes[0] / sizes[1]:.1f}× smaller")
     print(f"  outputs: largest difference {err:.1e} of the largest output")
-    print((lat.assign(dense_ms=lat.dense_s * 1e3, exported_ms=lat.exported_s * 1e3)[['dense_ms', 'exported_ms', 'speedup']]
-           .to_string(float_format='{:.3f}'.format)))
+    lat = lat.assign(dense_ms=lat.dense_s * 1e3, exported_ms=lat.exported_s * 1e3)
+    print(lat[['dense_ms', 'exported_ms', 'speedup'] + (['speedup_uncompacted'] if inf.units_kept else [])].to_string(float_format='{:.3f}'.format))
     return dict(network=name, sparsity=masks.sparsity, size_ratio=sizes[0] / sizes[1], max_rel_err=err,
                 **{f'speedup_bs{b}': lat.loc[b, 'speedup'] for b in batch_sizes})
 

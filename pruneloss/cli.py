@@ -467,6 +467,9 @@ def _bench_exported(dense, masks, shape, a) -> pd.DataFrame:
     sl = inf.sparse_layers
     print(f"sparse layers ({len(sl)} of {len(masks)}; name: the batch sizes it runs sparse): "
           + ('; '.join(f'{n.removesuffix(".weight")}: {sparse_text(r)}' for n, r in sl.items()) or 'none'))
+    if inf.units_kept:
+        print("hidden units kept (one that no kept weight reads is removed; one that none feeds is a constant, added to the next layer's bias): "
+              + '; '.join(f'{n}: {k} of {n0}' for n, (n0, k) in inf.units_kept.items()))
     lat = _latency_table(dict(dense=dense, exported=inf), shape, a)
     with pd.option_context('display.width', 160): print(lat.to_string(float_format='{:.3f}'.format))
     print(f"largest output difference, relative to the largest output: {err:.2e}")

@@ -6,7 +6,7 @@ Docs: https://pruneloss.github.io/pruneloss/export.html.md"""
 
 # %% ../nbs/10_export.ipynb #6dcfeb4d
 from __future__ import annotations
-import copy, hashlib, json, math, time, warnings
+import collections, copy, hashlib, json, math, time, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -20,10 +20,10 @@ from .experiments import atomic_file
 
 
 # %% auto #0
-__all__ = ['SPARSE_LAYERS', 'EXPORT_MAGIC', 'dense_ranges', 'sparse_text', 'SparseLinear', 'SparseConv2d', 'time_interleaved',
-           'time_layers', 'to_inference', 'compare_latency', 'encode_positions', 'decode_positions',
-           'information_floor', 'export_bytes', 'save_export', 'read_export', 'load_export', 'deploy_report',
-           'plot_deploy']
+__all__ = ['SPARSE_LAYERS', 'ELEMENTWISE', 'EXPORT_MAGIC', 'dense_ranges', 'sparse_text', 'SparseLinear', 'SparseConv2d',
+           'time_interleaved', 'time_layers', 'compact_units', 'to_inference', 'compare_latency', 'encode_positions',
+           'decode_positions', 'information_floor', 'export_bytes', 'save_export', 'read_export', 'load_export',
+           'deploy_report', 'plot_deploy']
 
 # %% ../nbs/10_export.ipynb #088024a7
 def _csr(w:torch.Tensor, mask:torch.Tensor|None) -> torch.Tensor:
@@ -201,7 +201,7 @@ def time_layers(model:nn.Module, # the network (not changed)
     "Seconds per call of every prunable layer, dense (masked) and sparse, on the input it gets in the network at each batch size."
     masks = Masks(masks).check(model)
     dense = masks.apply(copy.deepcopy(model)).eval()
-    cand = to_inference(model, masks, sparse=sparse)                # its layers receive their inputs in the layout they will have
+    cand = to_inference(model, masks, sparse=sparse, compact=False)  # its layers receive their inputs in the layout they will have
     mods, dev = prunable_modules(dense), _model_device(dense)
     seen = {n: cand.get_submodule(_layer_path(n)) for n in mods}
     dt = next(iter(dense.parameters())).dtype
@@ -222,6 +222,54 @@ def time_layers(model:nn.Module, # the network (not changed)
     df = pd.DataFrame(rows)
     df['speedup'] = df.dense_s / df.sparse_s
     return df
+
+# %% ../nbs/10_export.ipynb #5c87655c
+ELEMENTWISE = (nn.Identity, nn.Tanh, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Sigmoid, nn.GELU, nn.SiLU, nn.Mish, nn.ELU, nn.SELU,
+               nn.CELU, nn.Softplus, nn.Softsign, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Tanhshrink, nn.Dropout, nn.AlphaDropout)
+
+def _linear_chains(model:nn.Module, masks:Masks) -> list[tuple]:
+    "(container, its name, i, j): child i of an `nn.Sequential` (a masked Linear used once) feeds child j (one too) through `ELEMENTWISE` modules only."
+    uses = collections.Counter(id(m) for _, m in model.named_modules(remove_duplicate=False))
+    ok = lambda m, name: type(m) is nn.Linear and uses[id(m)] == 1 and f'{name}.weight' in masks
+    out = []
+    for sname, seq in model.named_modules():
+        if not isinstance(seq, nn.Sequential) or type(seq).forward is not nn.Sequential.forward: continue
+        keys, kids, pre = list(seq._modules), list(seq._modules.values()), f'{sname}.' if sname else ''
+        for i, a in enumerate(kids):
+            if not ok(a, pre + keys[i]): continue
+            j = i + 1
+            while j < len(kids) and type(kids[j]) in ELEMENTWISE: j += 1
+            if j < len(kids) and ok(kids[j], pre + keys[j]): out.append((seq, pre, i, j))
+    return out
+
+def compact_units(model:nn.Module, # the network (not changed)
+                  masks:Masks, # its masks
+                 ) -> tuple[nn.Module, Masks, dict]:
+    "A masked eval-mode copy of `model` without the hidden units that no kept weight reads, the units no kept weight feeds folded into the next layer's bias; its masks; layer -> (units before, after)."
+    masks = Masks(masks).check(model)
+    out, ms, kept = masks.apply(copy.deepcopy(model)).eval(), dict(masks), {}
+    for seq, pre, i, j in _linear_chains(out, ms):
+        keys = list(seq._modules)
+        a, b, acts = seq[i], seq[j], list(seq._modules.values())[i + 1:j]
+        na, nb = f'{pre}{keys[i]}.weight', f'{pre}{keys[j]}.weight'
+        read, fed = ms[nb].any(0), ms[na].any(1)
+        live, const = read & fed, read & ~fed
+        if not live.any() or bool(live.all()): continue    # nothing to remove (or nothing would be left: keep the pair as it is)
+        with torch.no_grad():
+            bias = b.bias
+            if const.any():                                  # act(bias) of a unit with no input: a constant the next layer adds
+                h = a.bias[const] if a.bias is not None else a.weight.new_zeros(int(const.sum()))
+                for m in acts: h = m(h[None])[0]
+                bias = b.weight[:, const] @ h + (0 if b.bias is None else b.bias)
+            new = lambda i, o, bias: nn.Linear(i, o, bias=bias, device=a.weight.device, dtype=a.weight.dtype).eval()
+            a2, b2 = new(a.in_features, int(live.sum()), a.bias is not None), new(int(live.sum()), b.out_features, bias is not None)
+            a2.weight.copy_(a.weight[live]); b2.weight.copy_(b.weight[:, live])
+            if a.bias is not None: a2.bias.copy_(a.bias[live])
+            if bias is not None: b2.bias.copy_(bias)
+        setattr(seq, keys[i], a2); setattr(seq, keys[j], b2)
+        ms[na], ms[nb] = ms[na][live], ms[nb][:, live]
+        kept[na.removesuffix('.weight')] = (len(live), int(live.sum()))
+    return out, Masks(ms), kept
 
 # %% ../nbs/10_export.ipynb #2d5f1022
 def _sparse_ok(m:nn.Module) -> bool:
@@ -261,9 +309,12 @@ def to_inference(model:nn.Module, # the network (not changed)
                  input_shape:tuple|None=None, # one input without the batch: needed for sparse='auto'
                  batch_sizes=(1, 16, 256), # sparse='auto': the batch sizes timed
                  repeats:int=7, # sparse='auto': timed rounds per layer and batch size
+                 compact:bool=True, # drop dead hidden units and fold constant ones first (`compact_units`)
                 ) -> nn.Module:
-    "A copy of `model` with its masks applied, in eval mode, its prunable layers `SparseLinear`/`SparseConv2d` where `sparse` says."
+    "A copy of `model` with its masks applied, in eval mode, dead hidden units removed (`compact`), its prunable layers `SparseLinear`/`SparseConv2d` where `sparse` says."
     masks = Masks(masks).check(model)
+    kept = {}
+    if compact: model, masks, kept = compact_units(model, masks)
     mods = prunable_modules(model)
     if isinstance(sparse, str) and sparse == 'auto':
         if input_shape is None: raise ValueError("sparse='auto' times each layer on a real input: pass input_shape, e.g. (1, 28, 28).")
@@ -280,7 +331,7 @@ def to_inference(model:nn.Module, # the network (not changed)
         parent, _, attr = _layer_path(n).rpartition('.')
         if not attr: return new.eval()                     # the model is a single layer
         setattr(out.get_submodule(parent) if parent else out, attr, new)
-    out.sparse_layers = choice
+    out.sparse_layers, out.units_kept = choice, kept
     return out
 
 # %% ../nbs/10_export.ipynb #e19ffa47
