@@ -256,15 +256,16 @@ def compact_units(model:nn.Module, # the network (not changed)
         live, const = read & fed, read & ~fed
         if not live.any() or bool(live.all()): continue    # nothing to remove (or nothing would be left: keep the pair as it is)
         with torch.no_grad():
-            bias = b.bias
+            bias, dev = b.bias, a.weight.device
+            lv, cst = live.to(dev), const.to(dev)                # masks may live on another device than the weights
             if const.any():                                  # act(bias) of a unit with no input: a constant the next layer adds
-                h = a.bias[const] if a.bias is not None else a.weight.new_zeros(int(const.sum()))
+                h = a.bias[cst] if a.bias is not None else a.weight.new_zeros(int(const.sum()))
                 for m in acts: h = m(h[None])[0]
-                bias = b.weight[:, const] @ h + (0 if b.bias is None else b.bias)
-            new = lambda i, o, bias: nn.Linear(i, o, bias=bias, device=a.weight.device, dtype=a.weight.dtype).eval()
+                bias = b.weight[:, cst] @ h + (0 if b.bias is None else b.bias)
+            new = lambda i, o, bias: nn.Linear(i, o, bias=bias, device=dev, dtype=a.weight.dtype).eval()
             a2, b2 = new(a.in_features, int(live.sum()), a.bias is not None), new(int(live.sum()), b.out_features, bias is not None)
-            a2.weight.copy_(a.weight[live]); b2.weight.copy_(b.weight[:, live])
-            if a.bias is not None: a2.bias.copy_(a.bias[live])
+            a2.weight.copy_(a.weight[lv]); b2.weight.copy_(b.weight[:, lv])
+            if a.bias is not None: a2.bias.copy_(a.bias[lv])
             if bias is not None: b2.bias.copy_(bias)
         setattr(seq, keys[i], a2); setattr(seq, keys[j], b2)
         ms[na], ms[nb] = ms[na][live], ms[nb][:, live]
