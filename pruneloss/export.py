@@ -315,7 +315,7 @@ def to_inference(model:nn.Module, # the network (not changed)
     "A copy of `model` with its masks applied, in eval mode, dead hidden units removed (`compact`), its prunable layers `SparseLinear`/`SparseConv2d` where `sparse` says."
     masks = Masks(masks).check(model)
     kept = {}
-    if compact: model, masks, kept = compact_units(model, masks)
+    if compact: model, masks, kept = compact_units(model, masks)   # a masked eval-mode copy of our own
     mods = prunable_modules(model)
     if isinstance(sparse, str) and sparse == 'auto':
         if input_shape is None: raise ValueError("sparse='auto' times each layer on a real input: pass input_shape, e.g. (1, 28, 28).")
@@ -325,7 +325,7 @@ def to_inference(model:nn.Module, # the network (not changed)
         choice = {n: dense_ranges(r + second[n]) for n, r in first.items() if n in second}   # sparse where both passes say so
         choice = {n: r for n, r in choice.items() if r != ((1, None),)}
     else: choice = _as_choice(sparse, mods)
-    out = masks.apply(copy.deepcopy(model)).eval()
+    out = model if compact else masks.apply(copy.deepcopy(model)).eval()   # compact_units made the copy already
     omods = prunable_modules(out)
     for n, dense_for in choice.items():
         new = SPARSE_LAYERS[type(omods[n])](omods[n], masks[n], dense_for=dense_for)
