@@ -106,13 +106,14 @@ class SparseLinear(_Sparse):
         self.register_buffer('cols', used if keep else None)
         self.register_buffer('weight_read', _csr(self.weight.to_dense()[:, used], None) if keep else None)
     def forward(self, x):
+        b = self._buffers   # read once: each `self.<buffer>` goes through `nn.Module.__getattr__`, a cost at small sizes
         x2 = x if x.dim() == 2 else x.reshape(-1, self.in_features)
-        if self._dense(x2.shape[0]): return F.linear(x, self.dense_weight, self.bias)
-        xt, w = x2.t(), self.weight
+        if self._dense(x2.shape[0]): return F.linear(x, b['dense_weight'], b['bias'])
+        xt, w, cols, bias = x2.t(), b['weight'], b['cols'], b['bias']
         if xt.is_contiguous(): pass                        # after another SparseLinear: its output is a transposed view
-        elif self.cols is not None: xt, w = xt.index_select(0, self.cols), self.weight_read   # (used, N), contiguous
+        elif cols is not None: xt, w = xt.index_select(0, cols), b['weight_read']   # (used, N), contiguous
         else: xt = xt.contiguous()
-        y = torch.sparse.mm(w, xt) if self.bias is None else torch.addmm(self.bias[:, None], w, xt)   # (out, N)
+        y = torch.sparse.mm(w, xt) if bias is None else torch.addmm(bias.unsqueeze(1), w, xt)   # (out, N)
         y = y.t()
         return y if x.dim() == 2 else y.reshape(*x.shape[:-1], self.out_features)
     def extra_repr(self):
@@ -134,12 +135,13 @@ class SparseConv2d(_Sparse):
         self._setup(m, mask, dense_for, None if m.bias is None else m.bias.detach().clone())
     def forward(self, x):
         n, _, h, w = x.shape
-        if self._dense(n): return F.conv2d(x, self.dense_weight, self.bias, self.stride, self.padding, self.dilation)
+        b = self._buffers
+        if self._dense(n): return F.conv2d(x, b['dense_weight'], b['bias'], self.stride, self.padding, self.dilation)
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
         ho, wo = (h + 2*ph - dh*(kh - 1) - 1) // sh + 1, (w + 2*pw - dw*(kw - 1) - 1) // sw + 1
         if (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0): cols = x.transpose(0, 1).reshape(self.in_channels, -1)
         else: cols = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride).transpose(0, 1).reshape(-1, n * ho * wo)
-        y = torch.sparse.mm(self.weight, cols) if self.bias is None else torch.addmm(self.bias[:, None], self.weight, cols)   # (out, N·H·W)
+        y = torch.sparse.mm(b['weight'], cols) if b['bias'] is None else torch.addmm(b['bias'].unsqueeze(1), b['weight'], cols)   # (out, N·H·W)
         return y.reshape(self.out_channels, n, ho, wo).transpose(0, 1)
     def extra_repr(self):
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, nnz={self._nnz()}, sparse at batch sizes {sparse_text(self.dense_for)}"
