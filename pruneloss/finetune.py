@@ -215,6 +215,7 @@ class Resume(Callback):
     def before_fit(self):
         if not isinstance(self.learn, PaperLearner): raise TypeError("Resume needs a PaperLearner (see `paper_learner`), whose loop can start at a later epoch.")
         self.learn.first_epoch, self.resumed_from, self._t = 0, None, time.perf_counter()
+        self.prior_seconds, self._t0 = 0., self._t   # training seconds of the segments before this one (resumed fits)
         if not self.path.exists(): return
         st = safe_load(self.path)
         if not (isinstance(st, dict) and st.get('format') == 'pruneloss-resume'): raise ValueError(f"{self.path} is not a pruneloss resume file; delete it or give another path.")
@@ -231,6 +232,7 @@ class Resume(Callback):
         self.learn.train_iter, self.learn.pct_train = st['train_iter'], st['pct_train']
         _set_rng_state(st['rng'], self.dls)
         self.learn.first_epoch = self.resumed_from = st['epoch'] + 1
+        self.prior_seconds = float(st.get('seconds', 0.))   # files from before this field: their time is unknown
     def after_epoch(self):
         if self.epoch == self.n_epoch - 1 or time.perf_counter() - self._t >= self.every: self.save(); self._t = time.perf_counter()
     def after_fit(self): self.learn.first_epoch = 0
@@ -244,7 +246,8 @@ class Resume(Callback):
                          recorder=plain_data({k: [list(v) if isinstance(v, L) else v for v in getattr(rec, k)] for k in ('values', 'losses', 'lrs', 'iters')}),
                          smooth_loss=(rec.smooth_loss.count, torch.as_tensor(rec.smooth_loss.val).detach().clone()),
                          keep_best=(float(kb[0][0]), kb[0][1], kb[0][2]) if kb else None,
-                         train_iter=self.learn.train_iter, pct_train=float(self.learn.pct_train), rng=_rng_state(self.dls)), self.path)
+                         train_iter=self.learn.train_iter, pct_train=float(self.learn.pct_train), rng=_rng_state(self.dls),
+                         seconds=self.prior_seconds + time.perf_counter() - self._t0), self.path)
 
 # %% ../nbs/06_finetune.ipynb #30e99acc
 class MaskCallback(Callback):
@@ -312,7 +315,8 @@ def fit_recipe(learn:Learner, # a `paper_learner` (with `KeepBest`)
     kb = learn.cbs.filter(lambda c: isinstance(c, KeepBest))[0]
     model, dls = learn.model.eval(), learn.dls
     rec = dict(recipe=asdict(learn.recipe), precision=getattr(learn, 'precision', 'fp32'), best_epoch=kb.best_epoch,
-               seconds=time.perf_counter() - t0, valid=evaluate(model, dls.valid))
+               seconds=time.perf_counter() - t0 + sum(c.prior_seconds for c in learn.cbs if isinstance(c, Resume)),   # resumed segments included
+               valid=evaluate(model, dls.valid))
     if len(dls.loaders) > 2: rec['test'] = evaluate(model, dls.loaders[2])
     names = [n for n in learn.recorder.metric_names[1:] if n != 'time']   # the epoch table's columns: train_loss, valid_loss, error_rate
     rec['history'] = [dict(zip(names, map(float, v))) for v in learn.recorder.values]   # one per epoch (a resumed fit's included)

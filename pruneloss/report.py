@@ -306,7 +306,8 @@ def plot_learning_curves(curves:pd.DataFrame, # `learning_curves`' table (or any
         mean = g.groupby('epoch')[list(metrics)].mean()
         lab = _curve_label(by, key if isinstance(key, tuple) else (key,))
         for ax, m in zip(axs[0], metrics):
-            ax.plot(mean.index, 100 * mean[m] if m == 'error_rate' else mean[m], lw=1.2, label=lab or None, color=colors[i % len(colors)])
+            ax.plot(mean.index, 100 * mean[m] if m == 'error_rate' else mean[m], lw=1.2, label=lab or None, color=colors[i % len(colors)],
+                    marker='o' if len(mean) <= 20 else None, ms=3)   # short curves (a few epochs, or one) stay visible
     for ax, m in zip(axs[0], metrics):
         ax.set_xlabel('epoch'); ax.set_ylabel('validation error (%)' if m == 'error_rate' else m.replace('_', ' '))
         if m != 'error_rate': ax.set_yscale('log')
