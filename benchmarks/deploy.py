@@ -31,13 +31,11 @@ from pruneloss.core import get_device
 from fastai.torch_core import set_seed
 from pruneloss.data import mnist_dls, ExampleSampler
 from pruneloss.export import save_export, load_export, to_inference, compare_latency, sparse_text
-from pruneloss.finetune import save_checkpoint, load_checkpoint
+from pruneloss.finetune import save_checkpoint, load_checkpoint, Recipe, paper_learner, fit_recipe
+from pruneloss.examples import RowTransformer
 from pruneloss.models import get_model, NETWORKS, PAPER_SPARSITY
 from pruneloss.data import DATA_SPECS
 from pruneloss.pruning import prune
-
-from pruneloss.examples import RowTransformer
-from pruneloss.finetune import Recipe, paper_learner, fit_recipe
 
 SHAPES = {**{n: DATA_SPECS[s.data].input_shape for n, s in NETWORKS.items()}, 'RowTransformer': (1, 28, 28)}
 
@@ -123,6 +121,8 @@ def main():
     a = p.parse_args()
     try: ckpts = dict(c.split('=', 1) for c in a.checkpoint)
     except ValueError: p.error(f"--checkpoint is NETWORK=PATH, got {a.checkpoint}")
+    unknown = [n for n in a.models.split(',') if n not in SHAPES]
+    if unknown: p.error(f"--models: {unknown[0]!r} is not one of {list(SHAPES)}")
     bad = [n for n in ckpts if n not in NETWORKS]
     if bad: p.error(f"--checkpoint: {bad[0]!r} is not one of {list(NETWORKS)}")
     torch.set_num_threads(a.threads)
@@ -131,7 +131,6 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for name in a.models.split(','):
-            if name not in SHAPES: p.error(f"--models: {name!r} is not one of {list(SHAPES)}")
             bs = tuple(int(b) for b in (a.cifar_batch_sizes if name in ('VGG11', 'PreActResNet18') else a.mlp_batch_sizes).split(','))
             net, masks, how = (pruned_mlp(a.mlp_epochs, dev, checkpoint=ckpts.get(name)) if name == 'MLP'
                                else pruned_rowtransformer(dev, d=a.rt_width) if name == 'RowTransformer'
