@@ -295,11 +295,17 @@ def cmd_demo(a):
 
 
 # %% ../nbs/09_cli.ipynb #e3c8b4a8
-def _stages(s:str) -> tuple[int, ...]:
-    try: out = tuple(int(v) for v in s.split(','))
-    except ValueError: raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
-    if any(v < 1 for v in out): raise argparse.ArgumentTypeError(f"stage counts must be >= 1, got {s!r}")
-    return out
+def _int_list(what:str):
+    "An argparse type: comma-separated integers >= 1 (`what` names them in the error), e.g. 1,14."
+    def conv(s:str) -> tuple[int, ...]:
+        try: out = tuple(int(v) for v in s.split(','))
+        except ValueError: raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
+        if any(v < 1 for v in out): raise argparse.ArgumentTypeError(f"{what} must be >= 1, got {s!r}")
+        return out
+    conv.__name__ = f'comma-separated {what}'
+    return conv
+
+_stages = _int_list('stage counts')
 
 def _at_least(lo:int):
     "An argparse type: an integer ≥ `lo`."
@@ -405,12 +411,7 @@ def demo(argv=None) -> int:
 # %% ../nbs/09_cli.ipynb #181b2c8f
 from types import SimpleNamespace
 
-def _shape_arg(s:str) -> tuple[int, ...]:
-    "An argparse type: comma-separated positive integers, e.g. 1,28,28."
-    try: out = tuple(int(v) for v in s.split(','))
-    except ValueError: raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
-    if not out or any(v < 1 for v in out): raise argparse.ArgumentTypeError(f"sizes must be >= 1, got {s!r}")
-    return out
+_shape_arg = _int_list('sizes')   # an input shape without the batch, e.g. 1,28,28
 
 def _network_input(arch:str, given) -> tuple[int, ...]:
     "The input shape of `arch`: `given` (--input-shape), else that of the data set the paper trains it on."
@@ -503,7 +504,7 @@ def _export_parsers(sub):
     "The `export` and `run-exported` subcommands."
     bench = argparse.ArgumentParser(add_help=False)
     bench.add_argument('--device', help="'cpu', 'cuda', ... (default: the best available)")
-    bench.add_argument('--batch-sizes', type=_stages, default=(1, 16, 256), help='comma-separated batch sizes to time (default: 1,16,256)')
+    bench.add_argument('--batch-sizes', type=_int_list('batch sizes'), default=(1, 16, 256), help='comma-separated batch sizes to time (default: 1,16,256)')
     bench.add_argument('--repeats', type=_at_least(1), default=7, help='timed rounds per batch size (dense and exported take turns)')
     bench.add_argument('--threads', type=_at_least(1), help='CPU threads for the timings (default: torch\'s; 1 for a comparable number)')
     bench.add_argument('--sparse', type=_sparse_arg, default='auto',

@@ -160,8 +160,9 @@ def safe_load(path, # a file written by `torch.save`
     try: return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:    # whatever a malformed file makes the unpickler raise
         msg = str(e)
-        if 'Unsupported global' in msg:
-            m = re.search(r'GLOBAL ([\w.]+)', msg); why = m.group(1) if m else msg.strip().splitlines()[0]
+        m = re.search(r'GLOBAL ([\w.]+)', msg)    # "Unsupported global: GLOBAL x.y", "unsupported GLOBAL posix.system whose module..."
+        if m or 'Weights only load failed' in msg:
+            why = m.group(1) if m else next(l for l in msg.strip().splitlines() if l.strip())
             raise ValueError(f"{path} is not a safe {what}: it holds objects other than tensors and plain data ({why}); "
                              "refused without running anything from it.") from None
         raise ValueError(f"{path} is not a readable {what} (truncated, or not written by torch.save): "
