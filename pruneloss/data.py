@@ -6,7 +6,7 @@ Docs: https://pruneloss.github.io/pruneloss/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #2874b98f
 from __future__ import annotations
-import os, hashlib, tarfile
+import os, re, hashlib, tarfile
 from pathlib import Path
 import torch
 from torch import Tensor
@@ -123,10 +123,20 @@ def _jpeg_items(src:Path):
     except (tarfile.TarError, EOFError, OSError) as e:
         raise ValueError(f"{src} is corrupt or partial ({e}). Delete it and copy or download it again.") from None
 
+def _content_key(src:Path) -> str:
+    "A fingerprint of a JPEG copy's content, not of its path or times: the same copy anywhere, copied again or touched, has one key."
+    h = hashlib.blake2b(digest_size=8)
+    if src.is_dir():    # the unpacked folder: every image's name and size
+        for fn in sorted(src.rglob('*.jpg')): h.update(f'{fn.relative_to(src).as_posix()}:{fn.stat().st_size}\n'.encode())
+    else:               # the archive (about 20 MB): all its bytes
+        with open(src, 'rb') as f:
+            while b := f.read(1 << 22): h.update(b)
+    return h.hexdigest()
+
+_OLD_CACHE = re.compile(r'cifar10-jpeg-[0-9a-f]{16}\.pt')   # caches of pruneloss ≤ 0.3, keyed by path and time: one per copy and session
+
 def _load_cifar_jpeg(src:Path) -> dict:
-    st = src.stat()
-    key = hashlib.md5(f'{src.resolve()}:{st.st_size}:{st.st_mtime_ns}'.encode()).hexdigest()[:16]
-    cache = cache_dir()/f'cifar10-jpeg-{key}.pt'
+    cache = cache_dir()/f'cifar10-jpeg-v2-{_content_key(src)}.pt'
     if cache.exists():
         try: return safe_load(cache, 'decoded-image cache')    # our own cache, still read as data only
         except ValueError: cache.unlink(missing_ok=True)          # a damaged cache is rebuilt
@@ -142,6 +152,8 @@ def _load_cifar_jpeg(src:Path) -> dict:
         x = _decode_jpeg_files([(o[2], o[3]) for o in its])
         res[split] = (x, torch.tensor([o[0] for o in its]))
     atomic_save(res, cache)
+    for old in cache.parent.iterdir():     # 185 MB each, never read again
+        if _OLD_CACHE.fullmatch(old.name): old.unlink(missing_ok=True)
     return res
 
 def _load_cifar_original(root:Path, download:bool) -> dict:

@@ -7,8 +7,11 @@ from pruneloss.data import cifar10_dls, load_cifar10, mnist_dls, ExampleSampler,
 def test_cifar10_jpeg_copy(jpeg_copy, tmp_path, monkeypatch):
     data_path = jpeg_copy
     monkeypatch.setenv('PRUNELOSS_CACHE', str(tmp_path/'cache'))
+    stale = tmp_path/'cache'/'tensors'/'cifar10-jpeg-0123456789abcdef.pt'   # an earlier version's cache (keyed by path and time)
+    stale.parent.mkdir(parents=True); stale.write_bytes(b'old')
     dls = cifar10_dls(data_path, device='cpu')
     assert dls.info == dict(name='CIFAR10', source='jpeg')
+    assert not stale.exists()
     assert [len(dl.dataset) for dl in dls.loaders] == [45_000, 5_000, 10_000]
     assert torch.bincount(dls.valid.dataset.tensors[1]).tolist() == [500] * 10      # class-stratified valid split
     assert torch.bincount(dls.train.dataset.tensors[1]).tolist() == [4_500] * 10
@@ -25,6 +28,10 @@ def test_cifar10_jpeg_copy(jpeg_copy, tmp_path, monkeypatch):
     assert len(list((tmp_path/'cache'/'tensors').glob('cifar10-jpeg-*.pt'))) == 1
     raw2, src = load_cifar10(data_path)
     assert src == 'jpeg' and torch.equal(raw2['test'][0][:5], dls.test.dataset.tensors[0][:5])
+    # the same copy in another folder, with another modification time: the same cache, not a second 185 MB one
+    (tmp_path/'copy').mkdir(); shutil.copyfile(data_path/'cifar10-jpeg.tar.gz', tmp_path/'copy'/'cifar10-jpeg.tar.gz')
+    raw3, _ = load_cifar10(tmp_path/'copy', download=False)
+    assert len(list((tmp_path/'cache'/'tensors').glob('cifar10-jpeg-*.pt'))) == 1 and torch.equal(raw3['train'][1], raw2['train'][1])
 
 @pytest.mark.slow
 def test_cifar10_partial_archive(jpeg_copy, tmp_path, monkeypatch):
