@@ -18,7 +18,7 @@ from .core import (   # first: it silences fastai's import-time FutureWarning
     safe_load, atomic_save, plain_data, interactive)
 from fastcore.foundation import L
 from fastai.learner import Learner, Recorder
-from fastai.callback.core import event, CancelEpochException
+from fastai.callback.core import event, CancelEpochException, CancelFitException
 from fastai.callback.core import Callback
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.tracker import TrackerCallback
@@ -28,9 +28,9 @@ from fastai.torch_core import set_seed
 from .models import get_model, Recipe, PAPER_RECIPES
 
 # %% auto #0
-__all__ = ['StepLR', 'KeepBest', 'SeedRun', 'LeanRecorder', 'DeviceAutocast', 'ChannelsLast', 'precision_cbs', 'PaperLearner',
-           'paper_learner', 'Resume', 'MaskCallback', 'versions', 'save_checkpoint', 'load_checkpoint', 'fit_recipe',
-           'train_dense', 'finetune']
+__all__ = ['StepLR', 'KeepBest', 'StopOnNaN', 'SeedRun', 'LeanRecorder', 'DeviceAutocast', 'ChannelsLast', 'precision_cbs',
+           'PaperLearner', 'paper_learner', 'Resume', 'MaskCallback', 'versions', 'save_checkpoint', 'load_checkpoint',
+           'fit_recipe', 'train_dense', 'finetune']
 
 # %% ../nbs/06_finetune.ipynb #9db1c5d7
 class StepLR(Callback):
@@ -52,6 +52,15 @@ class KeepBest(TrackerCallback):
     def after_fit(self):
         super().after_fit()
         if self.best_state is not None: self.model.load_state_dict(self.best_state)
+
+class StopOnNaN(Callback):
+    "Stop a fit as soon as a training loss is NaN or infinite (the run diverged), remembering where; `fit_recipe` raises it."
+    order = 4   # before StepLR: nothing else runs on a diverged batch
+    def before_fit(self): self.diverged = None
+    def after_batch(self):
+        if self.training and not bool(torch.isfinite(self.learn.loss).all()):
+            self.diverged = dict(epoch=self.epoch, batch=self.iter, loss=float(self.learn.loss), lr=self.opt.hypers[-1]['lr'])
+            raise CancelFitException()
 
 # %% ../nbs/06_finetune.ipynb #fe97ed41
 class SeedRun(Callback):
@@ -174,7 +183,7 @@ def paper_learner(dls, # `DataLoaders` (e.g. `mnist_dls()`); index 2, if present
         recipe = PAPER_RECIPES[recipe]
     if epochs is not None: recipe = replace(recipe, epochs=epochs)
     dev = getattr(dls, 'device', None) or next(model.parameters()).device
-    cbs = ([StepLR(recipe)] + ([KeepBest()] if keep_best else []) + ([SeedRun(seed)] if seed is not None else [])
+    cbs = ([StepLR(recipe), StopOnNaN()] + ([KeepBest()] if keep_best else []) + ([SeedRun(seed)] if seed is not None else [])
            + precision_cbs(model, precision, channels_last, dev) + list(cbs or []))
     opt_func = opt_func or partial(OptimWrapper, opt=torch.optim.SGD, momentum=recipe.mom)
     learn = PaperLearner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=opt_func,
@@ -312,6 +321,9 @@ def fit_recipe(learn:Learner, # a `paper_learner` (with `KeepBest`)
         with learn.no_bar(): learn.fit(learn.recipe.epochs)
     else:
         with learn.no_bar(), learn.no_logging(): learn.fit(learn.recipe.epochs)
+    nan = next((c.diverged for c in learn.cbs if isinstance(c, StopOnNaN) and c.diverged), None)
+    if nan: raise FloatingPointError(f"Training diverged: the training loss became {nan['loss']} at epoch {nan['epoch']}, batch {nan['batch']} "
+                                     f"(lr {nan['lr']:g}). Lower the learning rate, or check the data and the model.")
     kb = learn.cbs.filter(lambda c: isinstance(c, KeepBest))[0]
     model, dls = learn.model.eval(), learn.dls
     rec = dict(recipe=asdict(learn.recipe), precision=getattr(learn, 'precision', 'fp32'), best_epoch=kb.best_epoch,
@@ -359,6 +371,10 @@ def finetune(model:nn.Module, # the pruned network (its pruned weights are zeroe
              precision:str='auto', # 'auto', 'fp32', 'bf16' or 'fp16' (see `autocast_dtype`)
             ) -> tuple[nn.Module, dict]:
     "Fine-tune a pruned network with the paper's protocol; return it (best-validation epoch) and its record."
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()} if inplace else None
     model = model if inplace else copy.deepcopy(model)
     learn = paper_learner(dls, model, recipe, epochs=epochs, cbs=[MaskCallback(masks)], seed=seed, precision=precision)
-    return fit_recipe(learn, show_progress)
+    try: return fit_recipe(learn, show_progress)
+    except BaseException:    # a diverged or interrupted fine-tune leaves the caller's model as it was
+        if before is not None: model.load_state_dict(before)
+        raise
