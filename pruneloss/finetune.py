@@ -55,7 +55,7 @@ class KeepBest(TrackerCallback):
 
 class StopOnNaN(Callback):
     "Stop a fit as soon as a training loss is NaN or infinite (the run diverged), remembering where; `fit_recipe` raises it."
-    order = 4   # before StepLR: nothing else runs on a diverged batch
+    order = 4   # early: the callbacks after it (the recorder, the masks) never see the diverged batch
     def before_fit(self): self.diverged = None
     def after_batch(self):
         if self.training and not bool(torch.isfinite(self.learn.loss).all()):
