@@ -15,7 +15,9 @@ PROBE = """<script>window.addEventListener('load', () => {
   document.body.setAttribute('data-images', local.length);
   document.body.setAttribute('data-broken-images', bad);
   document.body.setAttribute('data-text-length', document.body.innerText.trim().length);
+  document.body.setAttribute('data-height', document.documentElement.scrollHeight);
 });</script>"""
+MAX_SHOT = 20000   # pixels: the screenshot covers the whole page up to this height (its figures included)
 
 def notebook_problems(nb:dict) -> list[str]:
     "Error outputs, tracebacks in streams, and plotting cells without an image, in a processed notebook."
@@ -80,9 +82,11 @@ def main():
             base = [chromium, '--headless', '--no-sandbox', '--disable-gpu', f'--user-data-dir={prof}',
                     '--virtual-time-budget=5000', '--hide-scrollbars']
             dom = subprocess.run(base + ['--dump-dom', page.resolve().as_uri()], capture_output=True, text=True, timeout=120).stdout
-            subprocess.run(base + ['--window-size=1200,2400', f'--screenshot={(out/(name + ".png")).resolve()}',
+            m = {k: int(v) for k, v in re.findall(r'data-(images|broken-images|text-length|height)="(\d+)"', dom)}
+            h = min(max(m.get('height', 2400), 800), MAX_SHOT)
+            subprocess.run(base + [f'--window-size=1200,{h}', f'--screenshot={(out/(name + ".png")).resolve()}',
                                    page.resolve().as_uri()], capture_output=True, text=True, timeout=120)
-        m = {k: int(v) for k, v in re.findall(r'data-(images|broken-images|text-length)="(\d+)"', dom)}
+        m.pop('height', None)
         if not m: probs.append("the page did not load in Chromium")
         else:
             if m['text-length'] < a.min_text: probs.append(f"the page is (nearly) empty: {m['text-length']} characters")
