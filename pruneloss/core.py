@@ -196,12 +196,12 @@ class MaskApplier:
 class Masks(dict):
     "Binary masks (True = kept) for the prunable weights of a model, keyed like `prunable_weights`."
     def __init__(self, *args, **kwargs):
-        if len(args) == 1 and isinstance(args[0], (str, bytes, os.PathLike, torch.Tensor, nn.Module)): bad = True
-        else:
-            try: super().__init__(*args, **kwargs); bad = False
-            except (TypeError, ValueError): bad = True
-        if bad: raise TypeError("Masks are built from a dict of bool tensors keyed by weight name (as `prunable_weights` names them), "
-                                f"got a {type(args[0]).__name__ if args else '?'}.")
+        try:
+            if len(args) == 1 and isinstance(args[0], (str, bytes, os.PathLike, torch.Tensor, nn.Module)): raise TypeError
+            super().__init__(*args, **kwargs)
+        except (TypeError, ValueError):
+            raise TypeError("Masks are built from a dict of bool tensors keyed by weight name (as `prunable_weights` names them), "
+                            f"got a {type(args[0]).__name__ if args else '?'}.") from None
     def __reduce__(self): return (Masks, (dict(self),))   # pickled as Masks(plain dict): `torch.load(weights_only=True)` reads it
 
     @classmethod

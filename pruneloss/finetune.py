@@ -54,13 +54,24 @@ class KeepBest(TrackerCallback):
         if self.best_state is not None: self.model.load_state_dict(self.best_state)
 
 class StopOnNaN(Callback):
-    "Stop a fit as soon as a training loss is NaN or infinite (the run diverged), remembering where; `fit_recipe` raises it."
-    order = 4   # early: the callbacks after it (the recorder, the masks) never see the diverged batch
+    "Stop a fit whose training loss became NaN or infinite (the run diverged), remembering where; `fit_recipe` raises it."
+    def __init__(self, every:int=64): # batches between two checks: the losses stay on the device until then (no sync per batch)
+        self.every = every
     def before_fit(self): self.diverged = None
+    def before_train(self): self._seen = []
     def after_batch(self):
-        if self.training and not bool(torch.isfinite(self.learn.loss).all()):
-            self.diverged = dict(epoch=self.epoch, batch=self.iter, loss=float(self.learn.loss), lr=self.opt.hypers[-1]['lr'])
-            raise CancelFitException()
+        if not self.training: return
+        self._seen.append((self.iter, self.learn.loss.detach()))
+        if len(self._seen) >= self.every: self._check()
+    def after_train(self): self._check()   # and before each validation
+    def _check(self):
+        seen, self._seen = self._seen, []
+        if not seen: return
+        ok = torch.isfinite(torch.stack([l.float().mean() for _, l in seen])).tolist()
+        if all(ok): return
+        it, loss = seen[ok.index(False)]   # the first diverged batch
+        self.diverged = dict(epoch=self.epoch, batch=it, loss=float(loss.float().mean()), lr=self.opt.hypers[-1]['lr'])
+        raise CancelFitException()
 
 # %% ../nbs/06_finetune.ipynb #fe97ed41
 class SeedRun(Callback):

@@ -86,7 +86,6 @@ def main():
             h = min(max(m.get('height', 2400), 800), MAX_SHOT)
             subprocess.run(base + [f'--window-size=1200,{h}', f'--screenshot={(out/(name + ".png")).resolve()}',
                                    page.resolve().as_uri()], capture_output=True, text=True, timeout=120)
-        m.pop('height', None)
         if not m: probs.append("the page did not load in Chromium")
         else:
             if m['text-length'] < a.min_text: probs.append(f"the page is (nearly) empty: {m['text-length']} characters")
