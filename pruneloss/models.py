@@ -138,9 +138,9 @@ def register_network(name:str, # the name configs, checkpoints and the command l
 register_network('MLP', NetworkSpec(MLP, 'MNIST', Recipe(lr=0.01, epochs=800), 1 - 0.8**20, example_bs=1000,
                                     smoke=dict(train_epochs=2, finetune_epochs=1, n_train=5000, n_eval=2000)))
 register_network('VGG11', NetworkSpec(VGG11, 'CIFAR10', Recipe(lr=0.01, epochs=300, step=60), 1 - 0.8**14, version=2,
-                                      smoke=dict(train_epochs=2, finetune_epochs=1, n_train=1000, n_eval=500, n_examples=50, example_bs=50)))
+                                      smoke=dict(train_epochs=2, finetune_epochs=1, n_train=500, n_eval=250, n_examples=50, example_bs=50)))
 register_network('PreActResNet18', NetworkSpec(PreActResNet18, 'CIFAR10', Recipe(lr=0.1, epochs=200, step=70), 1 - 0.8**14,
-                                               smoke=dict(train_epochs=1, finetune_epochs=1, n_train=500, n_eval=250, n_examples=20, example_bs=20)))
+                                               smoke=dict(train_epochs=1, finetune_epochs=1, n_train=256, n_eval=128, n_examples=20, example_bs=20)))
 
 class SpecView(Mapping):
     "A read-only view of one field of every network in `NETWORKS`, by name: it follows `register_network`."
