@@ -134,6 +134,7 @@ class SparseConv2d(_Sparse):
         self.kernel_size, self.stride, self.padding, self.dilation = m.kernel_size, m.stride, m.padding, m.dilation
         self._setup(m, mask, dense_for, None if m.bias is None else m.bias.detach().clone())
     def forward(self, x):
+        if x.dim() == 3: return self.forward(x.unsqueeze(0)).squeeze(0)   # one unbatched image, as `nn.Conv2d` takes it
         n, _, h, w = x.shape
         b = self._buffers
         if self._dense(n): return F.conv2d(x, b['dense_weight'], b['bias'], self.stride, self.padding, self.dilation)
